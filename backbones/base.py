@@ -1,0 +1,122 @@
+"""The backbone contract shared by every multimodal recommender of the harness.
+
+Lifecycle of a :class:`Backbone`:
+
+1. Built from explicit arguments: ``cls(n_users, n_items, features, **hparams)`` with
+   ``features`` a mapping ``modality -> float tensor [n_items, dim]`` (no file I/O, no
+   Ray, no global state). Parameters are initialised in ``reset_parameters()`` from
+   torch's RNG: build it inside :func:`harness.seeding.seeded` for a fixed seed.
+2. ``forward(graph)`` -> ``(users [U, d], items [I, d])``: final embeddings when
+   propagating over ``graph`` (a :class:`harness.graph.UserItemGraph`). The backbone
+   keeps no interaction graph of its own, so running it on the retained graph ``G_r``
+   after a deletion is ``forward(G_r)``: rebuilt without retraining.
+3. ``loss(batch)`` -> scalar: BPR plus the backbone's own terms.
+4. ``parameter_specs()`` names each parameter's **branch** (``id``, one per modality,
+   ``fusion``) and says whether its rows are user or item rows (an embedding table,
+   split into touched/untouched units by TRU) or what it moves when shared (capacity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from harness.graph import UserItemGraph
+from harness.losses import bpr_loss
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How TRU sees one parameter tensor.
+
+    ``rows``: ``"user"`` / ``"item"`` if row ``r`` of the tensor belongs to user / item
+    ``r`` (embedding tables, per-item feature tables), else ``None`` (a shared tensor).
+    ``produces``: for a shared tensor, the number of embedding entries it moves (a
+    modality projection moves every item's modality embedding: ``n_items * dim``);
+    capacity is ``max(numel, produces)`` (TRU.md, capacity-aware layer isolation).
+    """
+
+    name: str
+    branch: str
+    rows: str | None = None
+    produces: int = 0
+
+
+@dataclass
+class Batch:
+    """A training batch: ``users``, ``pos_items``, ``neg_items`` LongTensors ``[B]``."""
+
+    graph: UserItemGraph
+    users: torch.Tensor
+    pos_items: torch.Tensor
+    neg_items: torch.Tensor
+
+
+class Backbone(nn.Module):
+    """Base class; see the module docstring for the lifecycle."""
+
+    name: ClassVar[str] = ""
+    #: minimum number of content modalities the model needs
+    min_modalities: ClassVar[int] = 0
+    #: training settings of the reference implementation (see harness.train.TrainConfig)
+    training_defaults: ClassVar[dict] = {}
+
+    def __init__(self, n_users: int, n_items: int, features: Mapping[str, torch.Tensor]):
+        super().__init__()
+        if len(features) < self.min_modalities:
+            raise ValueError(
+                f"{type(self).__name__} needs at least {self.min_modalities} modality, "
+                f"got {len(features)}"
+            )
+        self.n_users = n_users
+        self.n_items = n_items
+        self.modalities = list(features)
+
+    def forward(self, graph: UserItemGraph) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        users, items = self(batch.graph)
+        return self.ranking_loss(users, items, batch)
+
+    @staticmethod
+    def ranking_loss(users: torch.Tensor, items: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """BPR of the batch from final embeddings."""
+        u = users[batch.users]
+        pos = (u * items[batch.pos_items]).sum(1)
+        neg = (u * items[batch.neg_items]).sum(1)
+        return bpr_loss(pos, neg)
+
+    def parameter_specs(self) -> list[ParamSpec]:
+        raise NotImplementedError
+
+    def branches(self) -> dict[str, list[str]]:
+        """``branch -> [parameter names]`` in declaration order."""
+        out: dict[str, list[str]] = {}
+        for spec in self.parameter_specs():
+            out.setdefault(spec.branch, []).append(spec.name)
+        return out
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def xavier_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
+    """``nn.Linear`` with Xavier-uniform weights and zero bias."""
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    nn.init.xavier_uniform_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def propagate(adjacency: torch.Tensor, x: torch.Tensor, layers: int) -> list[torch.Tensor]:
+    """``[x, A x, A^2 x, ...]`` (``layers + 1`` tensors) with a CSR ``adjacency``."""
+    out = [x]
+    for _ in range(layers):
+        out.append(adjacency @ out[-1])
+    return out

@@ -1,0 +1,1 @@
+"""The evaluation harness: datasets, graphs, training, evaluation, CLI."""

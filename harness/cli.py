@@ -1,0 +1,164 @@
+"""The ``tru`` command line. Results go to stdout, progress and logs to stderr.
+
+A user mistake prints one line ``tru: error: ...`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from harness.errors import UserError
+
+
+def _parse_generated(text: str | None) -> dict[str, int] | None:
+    """``"image:128,text:64"`` -> ``{"image": 128, "text": 64}``."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, dim = part.partition(":")
+        if not name or not dim.isdigit() or int(dim) < 1:
+            raise UserError(f"--generated-features: '{part}' is not NAME:DIM with DIM >= 1")
+        out[name] = int(dim)
+    return out
+
+
+def _parse_json_object(text: str | None, flag: str) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{flag}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{flag}: expected a JSON object")
+    return value
+
+
+def _load(args):
+    from harness.data import load_dataset
+
+    return load_dataset(args.dataset, _parse_generated(args.generated_features), args.seed)
+
+
+def cmd_datasets(args) -> None:
+    from harness.data import load_dataset, shipped_datasets
+
+    names = args.dataset or shipped_datasets()
+    rows = [load_dataset(name).summary() for name in names]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    print(f"{'dataset':<12}{'users':>8}{'items':>8}{'interactions':>14}{'density':>10}  modalities")
+    for r in rows:
+        mods = ", ".join(r["modalities"]) or "none"
+        print(f"{r['dataset']:<12}{r['users']:>8}{r['items']:>8}{r['interactions']:>14}{r['density']:>10.4%}  {mods}")
+
+
+def cmd_backbones(args) -> None:
+    from backbones import BACKBONES
+    from harness.pipeline import backbone_hparams
+
+    for name in BACKBONES.names():
+        cls = BACKBONES.get(name)
+        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else cls.__module__}")
+        print(f"  hyperparameters: {json.dumps(backbone_hparams(name))}")
+        print(f"  training defaults: {json.dumps(cls.training_defaults)}")
+
+
+def cmd_train(args) -> None:
+    import torch
+
+    from harness.pipeline import train_backbone
+    from harness.graph import UserItemGraph
+    from harness.train import evaluate_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = _load(args)
+    overrides = _parse_json_object(args.train, "--train")
+    if args.epochs:
+        overrides["max_epochs"] = args.epochs
+    device = torch.device(args.device) if args.device else None
+    try:
+        trained = train_backbone(
+            dataset, args.backbone, args.seed, _parse_json_object(args.hparams, "--hparams"),
+            overrides, device=device, cache_dir=None if args.no_cache else Path(args.cache_dir),
+            progress=not args.quiet,
+        )
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise UserError(f"--train: {str(exc).splitlines()[1:3]}") from None
+    graph = UserItemGraph(torch.from_numpy(dataset.train), dataset.n_users, dataset.n_items)
+    test = evaluate_model(trained.model, graph, torch.from_numpy(dataset.test))
+    meta = trained.meta
+    record = {
+        "dataset": dataset.name,
+        "backbone": args.backbone,
+        "seed": args.seed,
+        "data_fingerprint": dataset.fingerprint,
+        "modalities": dataset.modality_labels(),
+        "device": str(trained.model.device),
+        "cached": trained.cached,
+        "best_epoch": meta["best_epoch"],
+        "epochs_run": meta["epochs_run"],
+        "train_seconds": round(meta["train_seconds"], 3),
+        "seconds_per_epoch": round(meta["seconds_per_epoch"], 4),
+    }
+    record |= {f"valid_{k}": v for k, v in meta["valid"].items()}
+    record |= {f"test_{k}": v for k, v in test.items()}
+    if args.json:
+        print(json.dumps(record))
+    else:
+        for key, value in record.items():
+            print(f"{key:>22}: {value}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tru", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list datasets with their sizes and modalities")
+    p.add_argument("dataset", nargs="*", help="shipped names or folders (default: all shipped)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("backbones", help="list registered backbones and hyperparameters")
+    p.set_defaults(func=cmd_backbones)
+
+    p = sub.add_parser("train", help="train a backbone and print validation and test metrics")
+    p.add_argument("--dataset", default="ml100k", help="shipped name or MMRec folder")
+    p.add_argument("--backbone", default="mgcn")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="maximum epochs (overrides the backbone default)")
+    p.add_argument("--hparams", help="backbone hyperparameters as a JSON object")
+    p.add_argument("--train", help="training settings as a JSON object (lr, batch_size, ...)")
+    p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
+    p.add_argument("--device", help="torch device (default: cuda if present, else cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--cache-dir", default=".cache/models")
+    p.add_argument("--no-cache", action="store_true", help="always train; write no checkpoint")
+    p.add_argument("--json", action="store_true", help="one JSON line on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+    warnings.filterwarnings("ignore", message=".*Sparse invariant checks are implicitly disabled.*")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"tru: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Unlearning methods and their plugin registry (built in the unlearning-core issue)."""

@@ -1,0 +1,1 @@
+"""Pareto fronts, tables and Plotly reports (built in the reports issue)."""

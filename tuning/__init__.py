@@ -1,0 +1,1 @@
+"""Ray Tune + Optuna multi-objective sweeps (built in the tuning issue)."""
