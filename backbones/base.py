@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from harness.graph import UserItemGraph
+from harness.graph import SparseMatrix, UserItemGraph
 from harness.losses import bpr_loss
 
 
@@ -85,9 +86,9 @@ class Backbone(nn.Module):
     @staticmethod
     def ranking_loss(users: torch.Tensor, items: torch.Tensor, batch: Batch) -> torch.Tensor:
         """BPR of the batch from final embeddings."""
-        u = users[batch.users]
-        pos = (u * items[batch.pos_items]).sum(1)
-        neg = (u * items[batch.neg_items]).sum(1)
+        u = gather_rows(users, batch.users)
+        pos = (u * gather_rows(items, batch.pos_items)).sum(1)
+        neg = (u * gather_rows(items, batch.neg_items)).sum(1)
         return bpr_loss(pos, neg)
 
     def parameter_specs(self) -> list[ParamSpec]:
@@ -105,6 +106,19 @@ class Backbone(nn.Module):
         return next(self.parameters()).device
 
 
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` (``[n, ...]`` rows for an index of any shape), deterministic.
+
+    Plain advanced indexing back-propagates through ``index_put_(accumulate=True)``,
+    whose parallel CPU kernel adds repeated rows in a varying order: the same seed then
+    gave different gradients from run to run. ``F.embedding`` accumulates in a fixed order.
+    """
+    if table.dim() == 2:
+        return F.embedding(index, table)
+    flat = F.embedding(index.reshape(-1), table.reshape(len(table), -1))
+    return flat.reshape(*index.shape, *table.shape[1:])
+
+
 def xavier_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
     """``nn.Linear`` with Xavier-uniform weights and zero bias."""
     layer = nn.Linear(in_features, out_features, bias=bias)
@@ -114,8 +128,8 @@ def xavier_linear(in_features: int, out_features: int, bias: bool = True) -> nn.
     return layer
 
 
-def propagate(adjacency: torch.Tensor, x: torch.Tensor, layers: int) -> list[torch.Tensor]:
-    """``[x, A x, A^2 x, ...]`` (``layers + 1`` tensors) with a CSR ``adjacency``."""
+def propagate(adjacency: SparseMatrix, x: torch.Tensor, layers: int) -> list[torch.Tensor]:
+    """``[x, A x, A^2 x, ...]`` (``layers + 1`` tensors) for a sparse ``adjacency``."""
     out = [x]
     for _ in range(layers):
         out.append(adjacency @ out[-1])

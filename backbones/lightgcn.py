@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from backbones import BACKBONES
-from backbones.base import Backbone, Batch, ParamSpec, propagate
+from backbones.base import Backbone, Batch, ParamSpec, gather_rows, propagate
 from harness.graph import UserItemGraph
 from harness.losses import squared_l2
 
@@ -53,9 +53,9 @@ class LightGCN(Backbone):
     def loss(self, batch: Batch) -> torch.Tensor:
         users, items = self(batch.graph)
         reg = squared_l2(
-            self.user_embedding[batch.users],
-            self.item_embedding[batch.pos_items],
-            self.item_embedding[batch.neg_items],
+            gather_rows(self.user_embedding, batch.users),
+            gather_rows(self.item_embedding, batch.pos_items),
+            gather_rows(self.item_embedding, batch.neg_items),
         ) / len(batch.users)
         return self.ranking_loss(users, items, batch) + self.reg_weight * reg
 

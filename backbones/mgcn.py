@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from backbones import BACKBONES
-from backbones.base import Backbone, Batch, ParamSpec, propagate
-from harness.graph import UserItemGraph, knn_graph
+from backbones.base import Backbone, Batch, ParamSpec, gather_rows, propagate
+from harness.graph import SparseMatrix, UserItemGraph, knn_graph
 from harness.losses import info_nce, squared_l2
 
 
@@ -60,10 +60,11 @@ class MGCN(Backbone):
         self.projection = nn.ModuleDict()
         self.purifier = nn.ModuleDict()
         self.preference = nn.ModuleDict()
+        self.knn = {}  # modality -> SparseMatrix; fixed, built from the initial features
         for m, feat in features.items():
             feat = torch.as_tensor(feat, dtype=torch.float32)
             self.features[m] = nn.Parameter(feat.clone())
-            self.register_buffer(f"knn_{m}", knn_graph(feat, knn_k), persistent=False)
+            self.knn[m] = knn_graph(feat, knn_k)
             self.projection[m] = nn.Linear(feat.shape[1], dim)
             self.purifier[m] = nn.Linear(dim, dim)
             self.preference[m] = nn.Linear(dim, dim)
@@ -77,6 +78,11 @@ class MGCN(Backbone):
             if isinstance(module, nn.Linear):
                 module.reset_parameters()
 
+    def _knn(self, modality: str, device) -> SparseMatrix:
+        if self.knn[modality].csr.device != device:
+            self.knn[modality] = self.knn[modality].to(device)
+        return self.knn[modality]
+
     def _views(self, graph: UserItemGraph):
         device = self.user_embedding.device
         ego = torch.cat([self.user_embedding, self.item_embedding])
@@ -86,7 +92,7 @@ class MGCN(Backbone):
         for m in self.modalities:
             x = self.projection[m](self.features[m])
             h = self.item_embedding * torch.sigmoid(self.purifier[m](x))
-            h = propagate(getattr(self, f"knn_{m}"), h, self.item_layers)[-1]
+            h = propagate(self._knn(m, device), h, self.item_layers)[-1]
             views.append(torch.cat([user_item @ h, h]))
         stacked = torch.stack(views, dim=1)  # [U + I, M, d]
         weights = torch.softmax(self.query(stacked), dim=1)  # [U + I, M, 1]
@@ -107,9 +113,11 @@ class MGCN(Backbone):
         final = content + side
         users, items = final[: self.n_users], final[self.n_users :]
         u, i = batch.users, batch.pos_items + self.n_users
-        reg = squared_l2(users[u], items[batch.pos_items], items[batch.neg_items]) / len(u)
-        cl = info_nce(side[i], content[i], self.cl_temperature) + info_nce(
-            side[u], content[u], self.cl_temperature
+        reg = squared_l2(
+            gather_rows(users, u), gather_rows(items, batch.pos_items), gather_rows(items, batch.neg_items)
+        ) / len(u)
+        cl = info_nce(gather_rows(side, i), gather_rows(content, i), self.cl_temperature) + info_nce(
+            gather_rows(side, u), gather_rows(content, u), self.cl_temperature
         )
         return self.ranking_loss(users, items, batch) + self.reg_weight * reg + self.cl_weight * cl
 

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from backbones import BACKBONES
-from backbones.base import Backbone, Batch, ParamSpec, xavier_linear
-from harness.graph import UserItemGraph
+from backbones.base import Backbone, Batch, ParamSpec, gather_rows, xavier_linear
+from harness.graph import SparseMatrix, UserItemGraph
 from harness.losses import squared_l2
 
 BABY_HOPS = {"text": 2, "image": 1}
@@ -127,14 +127,9 @@ class MIGGT(Backbone):
             elif isinstance(module, (nn.BatchNorm1d, nn.PReLU)):
                 module.reset_parameters()
 
-    def _diffuse(self, adjacency: torch.Tensor, h0: torch.Tensor, hops: int) -> torch.Tensor:
+    def _diffuse(self, adjacency: SparseMatrix, h0: torch.Tensor, hops: int) -> torch.Tensor:
         """MGDCF: ``K`` steps of ``h <- beta A' h + alpha h0``, divided by ``gamma_K``."""
-        dropped = torch.sparse_csr_tensor(
-            adjacency.crow_indices(),
-            adjacency.col_indices(),
-            self.edge_dropout(adjacency.values()),
-            adjacency.shape,
-        )
+        dropped = adjacency.with_values(self.edge_dropout(adjacency.values()))
         h = h0
         for _ in range(hops):
             h = self.beta * (dropped @ h) + self.alpha * h0
@@ -155,11 +150,10 @@ class MIGGT(Backbone):
             z = z + self._diffuse(adjacency, h0, self.hops[m])
         z = self.output_dropout(z)
         samples = torch.randint(self.n_items, (len(z), self.num_samples), device=z.device)
-        context = torch.cat([z.unsqueeze(1), z[self.n_users :][samples]], dim=1)
+        context = torch.cat([z.unsqueeze(1), gather_rows(z[self.n_users :], samples)], dim=1)
         q, k = self.query(context), self.key(context)
         attention = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
-        out = 0.1 * (attention @ context) + 0.9 * context
-        return out
+        return 0.1 * (attention @ context) + 0.9 * context
 
     def forward(self, graph: UserItemGraph):
         final = self._encode(graph)[:, 0]
@@ -169,8 +163,8 @@ class MIGGT(Backbone):
         out = self._encode(batch.graph)
         final = out[:, 0]
         users, items = final[: self.n_users], final[self.n_users :]
-        u = users[batch.users]
-        unsmooth_logits = (out[self.n_users + batch.pos_items] @ u.unsqueeze(-1)).squeeze(-1)
+        u = gather_rows(users, batch.users)
+        unsmooth_logits = (gather_rows(out, self.n_users + batch.pos_items) @ u.unsqueeze(-1)).squeeze(-1)
         unsmooth = F.cross_entropy(unsmooth_logits, torch.zeros_like(batch.users))
         l2 = self.l2_weight * squared_l2(users, items) / len(batch.users)
         return self.ranking_loss(users, items, batch) + l2 + unsmooth

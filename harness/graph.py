@@ -15,6 +15,70 @@ def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape) ->
     return coo.to_sparse_csr()
 
 
+class _SpMM(torch.autograd.Function):
+    """``A @ x`` whose backward uses a precomputed ``A^T`` (torch would re-transpose
+    the CSR matrix, sorting its entries, on every backward pass)."""
+
+    @staticmethod
+    def forward(ctx, x, matrix, matrix_t):
+        ctx.matrix_t = matrix_t
+        return matrix @ x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.matrix_t @ grad, None, None
+
+
+class SparseMatrix:
+    """A constant CSR matrix ``[n, m]`` with its transpose, for propagation.
+
+    ``A @ x`` (x dense ``[m, d]``) is differentiable in ``x``. ``with_values(v)`` gives
+    the same sparsity pattern with new values (edge dropout) without re-sorting.
+    """
+
+    def __init__(self, csr: torch.Tensor, transpose: torch.Tensor, perm: torch.Tensor):
+        self.csr = csr
+        self.t = transpose
+        self.perm = perm  # transpose.values() == csr.values()[perm]
+
+    @classmethod
+    def from_csr(cls, csr: torch.Tensor) -> "SparseMatrix":
+        n, m = csr.shape
+        rows = torch.repeat_interleave(torch.arange(n), csr.crow_indices().diff())
+        cols = csr.col_indices()
+        order = torch.arange(len(cols))
+        coo_t = torch.sparse_coo_tensor(torch.stack([cols, rows]), order, (m, n)).coalesce()
+        perm = coo_t.values()
+        transpose = torch.sparse_csr_tensor(
+            coo_t.to_sparse_csr().crow_indices(), coo_t.indices()[1], csr.values()[perm], (m, n)
+        )
+        return cls(csr, transpose, perm)
+
+    @property
+    def shape(self):
+        return self.csr.shape
+
+    def values(self) -> torch.Tensor:
+        return self.csr.values()
+
+    def with_values(self, values: torch.Tensor) -> "SparseMatrix":
+        def rebuild(csr, v):
+            return torch.sparse_csr_tensor(csr.crow_indices(), csr.col_indices(), v, csr.shape)
+
+        return SparseMatrix(rebuild(self.csr, values), rebuild(self.t, values[self.perm]), self.perm)
+
+    def to(self, device) -> "SparseMatrix":
+        return SparseMatrix(self.csr.to(device), self.t.to(device), self.perm.to(device))
+
+    def to_dense(self) -> torch.Tensor:
+        return self.csr.to_dense()
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() or not x.requires_grad:
+            return self.csr @ x
+        return _SpMM.apply(x, self.csr, self.t)
+
+
 def symmetric_normalise(rows, cols, values, n: int, m: int | None = None) -> torch.Tensor:
     """``D_r^{-1/2} A D_c^{-1/2}`` as CSR ``[n, m]``, degrees = row / column sums of A.
 
@@ -26,7 +90,7 @@ def symmetric_normalise(rows, cols, values, n: int, m: int | None = None) -> tor
     col_deg = torch.zeros(m, dtype=values.dtype).index_add_(0, cols, values)
     row_inv = row_deg.pow(-0.5).masked_fill_(row_deg == 0, 0.0)
     col_inv = col_deg.pow(-0.5).masked_fill_(col_deg == 0, 0.0)
-    return _csr(rows, cols, row_inv[rows] * values * col_inv[cols], (n, m))
+    return SparseMatrix.from_csr(_csr(rows, cols, row_inv[rows] * values * col_inv[cols], (n, m)))
 
 
 class UserItemGraph:
@@ -53,7 +117,7 @@ class UserItemGraph:
             self._cache[key] = build().to(device)
         return self._cache[key]
 
-    def adjacency(self, self_loops: bool = False, device="cpu") -> torch.Tensor:
+    def adjacency(self, self_loops: bool = False, device="cpu") -> SparseMatrix:
         """Normalised ``[N, N]`` adjacency of ``A = [[0, R], [R^T, 0]]`` (+ ``I``).
 
         ``D^{-1/2} (A [+ I]) D^{-1/2}``: LightGCN and MGCN use it without self-loops
@@ -72,7 +136,7 @@ class UserItemGraph:
 
         return self._cached(("adjacency", self_loops), device, build)
 
-    def user_item(self, device="cpu") -> torch.Tensor:
+    def user_item(self, device="cpu") -> SparseMatrix:
         """The user-item block ``D_u^{-1/2} R D_i^{-1/2}`` of :meth:`adjacency`, ``[U, I]``."""
 
         def build():
@@ -93,8 +157,8 @@ class UserItemGraph:
         return self._cached(("user_items",), "cpu", build)
 
 
-def knn_graph(features: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
-    """Symmetrically normalised cosine kNN graph over items, CSR ``[I, I]``.
+def knn_graph(features: torch.Tensor, k: int, chunk: int = 4096) -> SparseMatrix:
+    """Symmetrically normalised cosine kNN graph over items, ``[I, I]``.
 
     Each item keeps its ``k`` most similar items (itself included) with the cosine
     similarity as weight; ``D^{-1/2} S D^{-1/2}`` with ``D`` the row sums (MGCN /
@@ -115,4 +179,4 @@ def knn_graph(features: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor
     rows = torch.arange(n).repeat_interleave(k)
     deg = torch.zeros(n).index_add_(0, rows, vals)
     inv = deg.pow(-0.5).masked_fill_(~torch.isfinite(deg.pow(-0.5)), 0.0)
-    return _csr(rows, cols, inv[rows] * vals * inv[cols], (n, n))
+    return SparseMatrix.from_csr(_csr(rows, cols, inv[rows] * vals * inv[cols], (n, n)))

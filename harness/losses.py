@@ -27,7 +27,7 @@ def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> to
     ``mean_b -log( exp(cos(v1_b, v2_b)/t) / sum_c exp(cos(v1_b, v2_c)/t) )``
     (as in MGCN's self-supervised term).
     """
-    v1 = F.normalize(view1, dim=1)
+    v1 = F.normalize(view1, dim=1) / temperature  # scale [B, d], not the [B, B] logits
     v2 = F.normalize(view2, dim=1)
-    logits = v1 @ v2.T / temperature
+    logits = v1 @ v2.T
     return F.cross_entropy(logits, torch.arange(len(v1), device=v1.device))

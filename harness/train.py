@@ -140,7 +140,7 @@ def train(
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
-                total += float(loss) * len(pairs)
+                total += loss.item() * len(pairs)
             scheduler.step()
             record = {"epoch": epoch, "loss": total / len(order)}
             if epoch % config.eval_every == 0 or epoch == config.max_epochs:
