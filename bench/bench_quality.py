@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-epochs", type=int)
+    parser.add_argument("--progress", action="store_true", help="progress bar on stderr")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(__file__).parent / "results"
@@ -62,7 +63,7 @@ def main() -> None:
         for backbone in args.backbones:
             overrides = {"max_epochs": args.max_epochs} if args.max_epochs else {}
             trained = train_backbone(dataset, backbone, args.seed, train_overrides=overrides,
-                                     cache_dir=None, progress=False)
+                                     cache_dir=None, progress=args.progress)
             test = evaluate_model(trained.model, graph, torch.from_numpy(dataset.test))
             meta, result = trained.meta, trained.result
             ref = REFERENCE.get((name, backbone))

@@ -85,14 +85,11 @@ def cmd_train(args) -> None:
     if args.epochs:
         overrides["max_epochs"] = args.epochs
     device = torch.device(args.device) if args.device else None
-    try:
-        trained = train_backbone(
-            dataset, args.backbone, args.seed, _parse_json_object(args.hparams, "--hparams"),
-            overrides, device=device, cache_dir=None if args.no_cache else Path(args.cache_dir),
-            progress=not args.quiet,
-        )
-    except ValueError as exc:  # pydantic ValidationError is a ValueError
-        raise UserError(f"--train: {str(exc).splitlines()[1:3]}") from None
+    trained = train_backbone(
+        dataset, args.backbone, args.seed, _parse_json_object(args.hparams, "--hparams"),
+        overrides, device=device, cache_dir=None if args.no_cache else Path(args.cache_dir),
+        progress=not args.quiet,
+    )
     graph = UserItemGraph(torch.from_numpy(dataset.train), dataset.n_users, dataset.n_items)
     test = evaluate_model(trained.model, graph, torch.from_numpy(dataset.test))
     meta = trained.meta

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import typing
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ConfigDict, ValidationError, create_model
 
 from backbones import BACKBONES
 from backbones.base import Backbone
@@ -28,21 +31,40 @@ CODE_VERSION = "0.1.0"
 DEFAULT_CACHE = Path(".cache") / "models"
 
 
+_NOT_HPARAMS = {"self", "n_users", "n_items", "features"}
+
+
 def backbone_hparams(name: str) -> dict:
     """The keyword hyperparameters of a backbone with their defaults."""
     signature = inspect.signature(BACKBONES.get(name).__init__)
-    skip = {"self", "n_users", "n_items", "features"}
-    return {k: p.default for k, p in signature.parameters.items() if k not in skip}
+    return {k: p.default for k, p in signature.parameters.items() if k not in _NOT_HPARAMS}
+
+
+def validate_hparams(name: str, hparams: dict) -> dict:
+    """Check ``hparams`` against the backbone constructor's names and type hints.
+
+    An unknown name or a value of the wrong type is a :class:`UserError` naming it.
+    """
+    cls = BACKBONES.get(name)
+    known = backbone_hparams(name)
+    for key in hparams:
+        if key not in known:
+            raise UserError(f"backbone '{name}': unknown hyperparameter '{key}' (valid: {', '.join(known)})")
+    hints = typing.get_type_hints(cls.__init__)
+    fields = {key: (hints.get(key, Any), default) for key, default in known.items()}
+    model = create_model(f"{name}_hyperparameters", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        return model(**hparams).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise UserError(f"backbone '{name}': hyperparameter '{key}': {first['msg']}") from None
 
 
 def build_backbone(name: str, dataset: Dataset, seed: int, hparams: dict | None = None) -> Backbone:
     """Instantiate backbone ``name`` for ``dataset`` with parameters drawn from ``seed``."""
     cls = BACKBONES.get(name)
-    hparams = dict(hparams or {})
-    known = backbone_hparams(name)
-    for key in hparams:
-        if key not in known:
-            raise UserError(f"backbone '{name}': unknown hyperparameter '{key}' (valid: {', '.join(known)})")
+    hparams = validate_hparams(name, dict(hparams or {}))
     if len(dataset.features) < cls.min_modalities:
         raise UserError(
             f"backbone '{name}' needs at least {cls.min_modalities} content modality; dataset "

@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from backbones.base import Backbone, Batch
+from harness.errors import UserError
 from harness.evaluate import embedding_scorer, metrics_from_scores
 from harness.graph import UserItemGraph
 from harness.sampling import NegativeSampler
@@ -42,7 +43,14 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def for_backbone(cls, backbone: type[Backbone], **overrides) -> "TrainConfig":
-        return cls(**(dict(backbone.training_defaults) | overrides))
+        """The backbone's reference defaults with ``overrides``; a bad key or value is a
+        :class:`UserError` naming it."""
+        try:
+            return cls(**(dict(backbone.training_defaults) | overrides))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            raise UserError(f"training setting '{key}': {first['msg']}") from None
 
 
 @dataclass

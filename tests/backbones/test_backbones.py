@@ -109,9 +109,15 @@ def test_content_backbones_need_a_modality(make_mmrec, name):
         build_backbone(name, ds, 0)
 
 
-def test_unknown_hyperparameter_is_named(tiny):
+def test_unknown_or_mistyped_hyperparameter_is_named(tiny):
     with pytest.raises(UserError, match="unknown hyperparameter 'layerz'"):
         build_backbone("lightgcn", tiny, 0, {"layerz": 3})
+    with pytest.raises(UserError, match="hyperparameter 'layers': Input should be a valid integer"):
+        build_backbone("lightgcn", tiny, 0, {"layers": "three"})
+    with pytest.raises(UserError, match="hyperparameter 'modality_hops.image'"):
+        build_backbone("miggt", tiny, 0, {"modality_hops": {"image": "x"}})
+    model = build_backbone("miggt", tiny, 0, {"modality_hops": {"image": 3}, "hidden": 8})
+    assert model.hops == {"id": 4, "image": 3, "text": 2}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,0 +1,21 @@
+# `make run`: create .venv if missing and run the default job.
+# `make test`: create .venv if missing and run the test suite.
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: run test
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -c "import torch" 2>/dev/null || $(VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tru train --dataset ml100k --backbone mgcn --seed 0
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
