@@ -115,6 +115,48 @@ def cmd_train(args) -> None:
             print(f"{key:>22}: {value}")
 
 
+def cmd_methods(args) -> None:
+    from methods import METHODS
+
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name}: {doc}")
+        print(f"  hyperparameters: {json.dumps(cls.describe())}")
+
+
+def cmd_unlearn(args) -> None:
+    import torch
+
+    from harness.regimes import make_task, task_from_request
+    from harness.unlearning import prepare, run_method
+    from methods import METHODS
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    params = _parse_json_object(args.params, "--params")
+    METHODS.get(args.method)(**params)  # validate before any work
+    dataset = _load(args)
+    if args.request:
+        task = task_from_request(dataset, args.request)
+    else:
+        task = make_task(dataset, args.regime, args.selection, args.ratio, args.seed)
+    refs = prepare(
+        dataset, args.backbone, task, args.seed, _parse_json_object(args.hparams, "--hparams"),
+        {"max_epochs": args.epochs} if args.epochs else None,
+        cache_dir=Path(args.cache_dir), device=torch.device(args.device) if args.device else None,
+        progress=not args.quiet,
+    )
+    record = run_method(refs, args.method, params, epochs=args.budget_epochs, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(record))
+    else:
+        for key, value in record.items():
+            print(f"{key:>32}: {value}")
+    if record["status"] != "ok":
+        print(f"tru: method failed: {record['error']}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tru", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("methods", help="list registered unlearning methods and hyperparameters")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("unlearn", help="run one unlearning method and print its record")
+    p.add_argument("--dataset", default="ml100k")
+    p.add_argument("--backbone", default="mgcn")
+    p.add_argument("--regime", default="interaction", help="interaction | user | item")
+    p.add_argument("--selection", default="random", help="random | core | edge")
+    p.add_argument("--ratio", type=float, default=0.05)
+    p.add_argument("--request", help="CSV of userID,itemID pairs to delete (overrides --regime)")
+    p.add_argument("--method", default="mmrecun")
+    p.add_argument("--params", help="method hyperparameters as a JSON object")
+    p.add_argument("--budget-epochs", type=int, default=10, help="passes over D_f for approximate methods")
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="maximum training epochs of original and retrain")
+    p.add_argument("--hparams", help="backbone hyperparameters as a JSON object")
+    p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
+    p.add_argument("--device")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--cache-dir", default=".cache/models")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_unlearn)
     return parser
 
 

@@ -58,6 +58,9 @@ class SparseMatrix:
     def shape(self):
         return self.csr.shape
 
+    def __deepcopy__(self, memo) -> "SparseMatrix":
+        return self  # constant: copies of a model share it (CSR storage cannot be deep-copied)
+
     def values(self) -> torch.Tensor:
         return self.csr.values()
 

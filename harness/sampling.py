@@ -17,6 +17,10 @@ class NegativeSampler:
         self.n_items = n_items
         keys = edges[:, 0].long() * n_items + edges[:, 1].long()
         self.keys = torch.unique(keys)  # sorted
+        per_user = torch.bincount(self.keys // n_items)
+        if len(per_user) and int(per_user.max()) >= n_items:
+            user = int(per_user.argmax())
+            raise ValueError(f"user {user} interacted with every item: no negative can be drawn")
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         keys = users * self.n_items + items

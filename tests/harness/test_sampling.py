@@ -21,3 +21,11 @@ def test_sampler_spreads_over_all_free_items():
     neg = NegativeSampler(edges, 4).sample(torch.zeros(4000, dtype=torch.long), generator(0))
     counts = torch.bincount(neg, minlength=4)
     assert counts[:2].sum() == 0 and (counts[2:] > 1800).all()
+
+
+def test_a_user_with_every_item_is_an_error_not_a_hang():
+    import pytest
+
+    edges = torch.tensor([[0, 0], [0, 1], [1, 0]])
+    with pytest.raises(ValueError, match="user 0 interacted with every item"):
+        NegativeSampler(edges, 2)

@@ -1,0 +1,129 @@
+"""The reverse-update family: finetune, NegGrad, NegGrad+, MMRecUn (and TRU on top).
+
+Every member takes Adam steps, starting from ``theta0`` on the retained graph ``G_r``:
+
+    loss = keep * L_keep + lambda_f * L_forget
+    L_keep   = mean over a D_r batch (u, i), j a sampled negative: -log sigmoid(s(u,i) - s(u,j))
+    L_forget = "reverse": mean over a D_f batch of -log sigmoid(s(u,j) - s(u,i))   (MMRecUn)
+               "ascent":  mean over a D_f batch of  log sigmoid(s(u,i) - s(u,j))   (NegGrad)
+
+One step per D_f batch, ``budget.epochs`` passes over D_f, so every member spends the
+same number of steps; the D_r batch has the D_f batch's size. Members differ only in
+the class attributes below; TRU overrides :meth:`parameter_groups` and
+:meth:`forget_loss` (open-unlearning style: a method is a few lines on its parent).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from backbones.base import Batch, gather_rows
+from harness.losses import bpr_loss
+from harness.sampling import NegativeSampler
+from harness.seeding import generator, seeded
+from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
+
+LR = HyperParameter("lr", float, 1e-3, 1e-5, 1e-1, log=True, doc="Adam step size")
+LAMBDA_F = HyperParameter("lambda_f", float, 1.0, 0.01, 100.0, log=True, doc="weight of the forget term")
+
+
+def pair_scores(users: torch.Tensor, items: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(s(u,i), s(u,j))`` of a batch from final embeddings, each ``[B]``."""
+    u = gather_rows(users, batch.users)
+    return (u * gather_rows(items, batch.pos_items)).sum(1), (u * gather_rows(items, batch.neg_items)).sum(1)
+
+
+class ReverseUpdate(UnlearningMethod):
+    """Base of the family; ``forget_mode`` in {"reverse", "ascent", None}, ``keep`` on/off."""
+
+    forget_mode: ClassVar[str | None] = "reverse"
+    keep: ClassVar[bool] = True
+    hyperparameters = (LR, LAMBDA_F)
+
+    def parameter_groups(self, model, task) -> list[dict]:
+        """Optimizer parameter groups; the whole model by default."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+    def forget_loss(self, model, users, items, batch: Batch) -> torch.Tensor:
+        pos, neg = pair_scores(users, items, batch)
+        if self.forget_mode == "reverse":
+            return bpr_loss(neg, pos)
+        return -bpr_loss(pos, neg)  # ascent on the forward BPR
+
+    def unlearn(self, model, task, budget: Budget):
+        device = model.device
+        graph = task.retain_graph()
+        forget = torch.from_numpy(task.forget)
+        retain = torch.from_numpy(task.retain)
+        all_pairs = torch.cat([forget, retain])
+        forget_negatives = NegativeSampler(all_pairs, task.n_items)  # j outside the user's D
+        keep_negatives = NegativeSampler(retain, task.n_items)
+        gen = generator(budget.seed)
+        optimiser = torch.optim.Adam(self.parameter_groups(model, task), lr=self.params["lr"])
+        steps = 0
+        with seeded(budget.seed, device):
+            model.train()
+            for _ in range(budget.epochs):
+                order = torch.randperm(len(forget), generator=gen)
+                for begin in range(0, len(order), budget.batch_size):
+                    pairs = forget[order[begin : begin + budget.batch_size]]
+                    loss = self.step_loss(model, graph, pairs, retain, forget_negatives, keep_negatives, gen)
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                    steps += 1
+                if self.should_stop(model, task):
+                    break
+        model.eval()
+        self.decisions["steps"] = steps
+        return model
+
+    def step_loss(self, model, graph, pairs, retain, forget_negatives, keep_negatives, gen):
+        device = model.device
+        users, items = model(graph)
+        loss = users.new_zeros(())
+        if self.forget_mode is not None:
+            batch = Batch(graph, pairs[:, 0].to(device), pairs[:, 1].to(device),
+                          forget_negatives.sample(pairs[:, 0], gen).to(device))
+            loss = loss + self.params["lambda_f"] * self.forget_loss(model, users, items, batch)
+        if self.keep:
+            kept = retain[torch.randint(len(retain), (len(pairs),), generator=gen)]
+            batch = Batch(graph, kept[:, 0].to(device), kept[:, 1].to(device),
+                          keep_negatives.sample(kept[:, 0], gen).to(device))
+            loss = loss + bpr_loss(*pair_scores(users, items, batch))
+        return loss
+
+    def should_stop(self, model, task) -> bool:
+        """Checked after each pass over D_f; TRU stops at the non-member level."""
+        return False
+
+
+@METHODS.register("finetune")
+class Finetune(ReverseUpdate):
+    """Continue training on D_r only (same number of steps as the others)."""
+
+    forget_mode = None
+    hyperparameters = (LR,)
+
+
+@METHODS.register("neggrad")
+class NegGrad(ReverseUpdate):
+    """Gradient ascent on the BPR loss of D_f, nothing else."""
+
+    forget_mode, keep = "ascent", False
+
+
+@METHODS.register("neggrad_plus")
+class NegGradPlus(ReverseUpdate):
+    """Gradient ascent on D_f plus descent on D_r."""
+
+    forget_mode = "ascent"
+
+
+@METHODS.register("mmrecun")
+class MMRecUn(ReverseUpdate):
+    """The uniform reverse update (MMRecUn; TRU.md): reverse BPR on D_f plus forward
+    BPR on D_r over all parameters alike."""
