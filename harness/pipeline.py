@@ -94,19 +94,23 @@ def train_backbone(
     hparams: dict | None = None,
     train_overrides: dict | None = None,
     train_pairs: np.ndarray | None = None,
+    valid_pairs: np.ndarray | None = None,
     device: torch.device | None = None,
     cache_dir: Path | None = DEFAULT_CACHE,
     progress: bool = True,
 ) -> TrainedModel:
-    """Train (or load from the cache) ``backbone`` on ``train_pairs`` (default: D)."""
+    """Train (or load from the cache) ``backbone`` on ``train_pairs`` (default: D),
+    early-stopping on ``valid_pairs`` (default: the dataset's validation split)."""
     device = device or default_device()
     config = TrainConfig.for_backbone(BACKBONES.get(backbone), **(train_overrides or {}))
     pairs = torch.from_numpy(np.ascontiguousarray(dataset.train if train_pairs is None else train_pairs))
+    valid = torch.from_numpy(np.ascontiguousarray(dataset.valid if valid_pairs is None else valid_pairs))
     model = build_backbone(backbone, dataset, seed, hparams).to(device)
     key = cache_key(
         {
             "data": dataset.fingerprint,
             "pairs": hashlib.sha256(pairs.numpy().tobytes()).hexdigest(),
+            "valid": hashlib.sha256(valid.numpy().tobytes()).hexdigest(),
             "backbone": backbone,
             "hparams": hparams or {},
             "config": config.model_dump(),
@@ -120,7 +124,7 @@ def train_backbone(
         model.load_state_dict(state)
         return TrainedModel(model, None, meta, cached=True)
     result = train(
-        model, pairs, torch.from_numpy(dataset.valid), config, seed, progress=progress,
+        model, pairs, valid, config, seed, progress=progress,
         description=f"{dataset.name}/{backbone}",
     )
     meta = {

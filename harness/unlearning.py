@@ -122,12 +122,20 @@ class References:
         return kept.nonzero().squeeze(1)
 
 
+def retained_valid(dataset: Dataset, task: ForgetTask) -> np.ndarray:
+    """Validation pairs of the users that remain (deleted users guide no retraining)."""
+    if len(task.removed_users) == 0:
+        return dataset.valid
+    return dataset.valid[~np.isin(dataset.valid[:, 0], task.removed_users)]
+
+
 def prepare(dataset, backbone, task, seed, hparams=None, train_overrides=None, cache_dir=None,
             device=None, progress=True, audit_size=2000) -> References:
     """Train/load the original and the retrained reference and measure both."""
     kwargs = dict(hparams=hparams, train_overrides=train_overrides, device=device, cache_dir=cache_dir, progress=progress)
     original = train_backbone(dataset, backbone, seed, **kwargs)
-    retrained = train_backbone(dataset, backbone, seed, train_pairs=task.retain, **kwargs)
+    retrained = train_backbone(dataset, backbone, seed, train_pairs=task.retain,
+                               valid_pairs=retained_valid(dataset, task), **kwargs)
     sample = audit_sample(dataset, task, audit_size, seed)
     full = UserItemGraph(torch.from_numpy(dataset.train), dataset.n_users, dataset.n_items)
     return References(
@@ -163,8 +171,8 @@ def run_method(refs: References, method: str, params: dict | None = None, epochs
 
         def from_scratch(pairs):
             return train_backbone(refs.dataset, refs.backbone, refs.seed, refs.hparams, refs.train_overrides,
-                                  train_pairs=pairs, device=refs.original.device, cache_dir=refs.cache_dir,
-                                  progress=False).model
+                                  train_pairs=pairs, valid_pairs=retained_valid(refs.dataset, task),
+                                  device=refs.original.device, cache_dir=refs.cache_dir, progress=False).model
 
         budget = Budget(epochs=epochs, batch_size=batch_size, seed=refs.seed, train_from_scratch=from_scratch)
         model = copy.deepcopy(refs.original)
