@@ -94,6 +94,21 @@ class Backbone(nn.Module):
     def parameter_specs(self) -> list[ParamSpec]:
         raise NotImplementedError
 
+    def init_embedding_(self, table: torch.Tensor) -> torch.Tensor:
+        """Initialise an embedding table in place as the backbone does (Xavier uniform)."""
+        return nn.init.xavier_uniform_(table)
+
+    @torch.no_grad()
+    def redraw_rows(self, kind: str, index: torch.Tensor) -> None:
+        """Re-draw the ``id``-branch rows of users / items ``index`` from the backbone's
+        initialisation (torch's RNG): they become as if new (TRU's non-member level)."""
+        params = dict(self.named_parameters())
+        for spec in self.parameter_specs():
+            if spec.rows == kind and spec.branch == "id":
+                table = params[spec.name]
+                fresh = self.init_embedding_(torch.empty_like(table))
+                table[index.to(table.device)] = fresh[index.to(table.device)]
+
     def branches(self) -> dict[str, list[str]]:
         """``branch -> [parameter names]`` in declaration order."""
         out: dict[str, list[str]] = {}

@@ -41,8 +41,8 @@ class LightGCN(Backbone):
         self.reset_parameters()
 
     def reset_parameters(self):
-        nn.init.xavier_uniform_(self.user_embedding)
-        nn.init.xavier_uniform_(self.item_embedding)
+        self.init_embedding_(self.user_embedding)
+        self.init_embedding_(self.item_embedding)
 
     def forward(self, graph: UserItemGraph):
         ego = torch.cat([self.user_embedding, self.item_embedding])

@@ -76,8 +76,8 @@ class MGCN(Backbone):
         self.reset_parameters()
 
     def reset_parameters(self):
-        nn.init.xavier_uniform_(self.user_embedding)
-        nn.init.xavier_uniform_(self.item_embedding)
+        self.init_embedding_(self.user_embedding)
+        self.init_embedding_(self.item_embedding)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 module.reset_parameters()

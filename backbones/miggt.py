@@ -117,9 +117,13 @@ class MIGGT(Backbone):
         self.key = xavier_linear(dim, attention_dim)
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def init_embedding_(self, table: torch.Tensor) -> torch.Tensor:
+        """``N(0, 1/d)`` rows, as the authors' code draws its user embeddings."""
         with torch.no_grad():
-            self.user_embedding.normal_(0.0, 1.0 / math.sqrt(self.dim))
+            return table.normal_(0.0, 1.0 / math.sqrt(self.dim))
+
+    def reset_parameters(self):
+        self.init_embedding_(self.user_embedding)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)

@@ -49,6 +49,7 @@ class ForgetTask:
     items: np.ndarray  # items with at least one forgotten pair
     n_users: int
     n_items: int
+    valid: np.ndarray  # the dataset's validation pairs (held-out non-members for TRU's p*)
 
     @property
     def removed_users(self) -> np.ndarray:
@@ -148,5 +149,5 @@ def _task(dataset, regime, selection, ratio, seed, mask) -> ForgetTask:
         regime=regime, selection=selection, ratio=ratio, seed=seed,
         forget=forget, retain=np.ascontiguousarray(dataset.train[~mask]),
         users=np.unique(forget[:, 0]), items=np.unique(forget[:, 1]),
-        n_users=dataset.n_users, n_items=dataset.n_items,
+        n_users=dataset.n_users, n_items=dataset.n_items, valid=dataset.valid,
     )

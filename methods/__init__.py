@@ -5,6 +5,6 @@
 """
 
 from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod  # noqa: F401
-from methods import exact, reverse  # noqa: E402,F401  (register the built-ins)
+from methods import exact, reverse, tru  # noqa: E402,F401  (register the built-ins)
 
 __all__ = ["METHODS", "Budget", "HyperParameter", "UnlearningMethod"]

@@ -1,0 +1,311 @@
+"""TRU: targeted reverse update (specification: TRU.md in the shared project folder).
+
+TRU keeps MMRecUn's two terms (:mod:`methods.reverse`) and changes where and how
+strongly the reverse part acts, with three interventions that switch off one by one:
+
+1. **Ranking fusion gate** (``gate_strength`` gamma). ``p_ui`` is the rank percentile of
+   item i among u's candidates (items outside u's retained training set; 1 = top) and
+   ``p*`` the non-member level (below). ``g = sigmoid((p_ui - p*) / T)`` and
+
+       l_f = (1 - gamma g) softplus(s(u,j) - s(u,i)) + gamma g softplus(z(u,i) - z*_u + m)
+
+   with ``z`` the per-user standardised score over candidates (mean/std without
+   gradient), ``z*_u`` the standardised score at percentile ``p*`` and ``m`` the margin;
+   the rank term's temperature is 1 (z is already in standard units). Training stops
+   when ``mean_{D_f} max(p_ui - p*, 0) < stop_tolerance`` (checked after each pass).
+2. **Branch-wise modality scaling** (``scale_power`` beta, ``modality_scales`` s_b).
+   From per-example gradients on probe batches (``probe_size`` pairs of D_f and of D_r):
+   ``F_b`` = mean squared gradient over branch b's entries; ``r_b = F_b(D_f)/F_b(D_r)``;
+   ``alpha_b = s_b clip((r_b / median r)^beta, alpha_min, alpha_max)`` multiplies the
+   **step size** of branch b (one Adam parameter group per branch).
+3. **Capacity-aware layer isolation** (``layer_budget`` rho). Units: for each embedding
+   table, the rows D_f touches and the other rows; every shared tensor. Sensitivity
+   ``S_l`` = summed diagonal Fisher of the reverse loss; capacity ``c_l`` = entries for
+   rows, ``max(numel, entries of what it produces)`` for shared tensors. Units are
+   taken by ``S_l / c_l`` while the capacity stays within ``rho sum c`` (at least one);
+   everything else is frozen for the run.
+
+Non-member level ``p*`` (median over pairs, computed without the retrained model):
+interaction deletion (and explicit requests): validation pairs of the affected users;
+user deletion: the D_f pairs after re-drawing those users' ID rows (no edges in G_r);
+item deletion: the D_f pairs after re-drawing the target items' ID rows (cold start).
+
+Choices where the specification is silent: ``p*`` is a median; gate, percentiles and
+``z`` are recomputed at every step from the current (detached) scores; Fisher probes are
+taken once, on ``theta0`` in eval mode; ``max_epochs`` is capped by the shared budget.
+With gamma = 0, beta = 0 (all s_b = 1), rho = 1 and stop_tolerance = 0, TRU performs
+exactly the MMRecUn update.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backbones.base import Batch
+from harness.evaluate import dense_rows
+from harness.losses import bpr_loss
+from harness.seeding import generator, seeded
+from harness.train import EVAL_SEED
+from methods.base import METHODS, Budget, HyperParameter
+from methods.reverse import LAMBDA_F, LR, MMRecUn, pair_scores
+
+
+def rank_stats(users, items, pairs, exclude, p_star: float | None = None):
+    """Per pair ``(u, i)`` of ``pairs`` ``[n, 2]``, from detached scores over u's candidates
+    (``exclude``: boolean CSR ``[U, I]`` of retained training items):
+    percentile ``p`` (1 = top), candidate mean and std, and the score at ``p_star``."""
+    with torch.no_grad():
+        unique, inverse = torch.unique(pairs[:, 0], return_inverse=True)
+        scores = users[unique.to(users.device)] @ items.T  # [n_u, I]
+        candidate = ~dense_rows(exclude, unique).to(scores.device)
+        n_cand = candidate.sum(1).clamp(min=2).float()
+        masked = scores.masked_fill(~candidate, 0.0)
+        mean = masked.sum(1) / n_cand
+        var = ((scores - mean[:, None]).pow(2) * candidate).sum(1) / (n_cand - 1)
+        std = var.sqrt().clamp(min=1e-8)
+        s = scores[inverse, pairs[:, 1].to(scores.device)]
+        row_scores = scores[inverse].masked_fill(~candidate[inverse], float("-inf"))
+        above = (row_scores > s[:, None]).sum(1).float()
+        p = 1.0 - above / (n_cand[inverse] - 1)
+        at = None
+        if p_star is not None:
+            ordered = scores.masked_fill(~candidate, float("-inf")).sort(dim=1, descending=True).values
+            position = ((1.0 - p_star) * (n_cand - 1)).round().long()
+            at = ordered.gather(1, position[:, None]).squeeze(1)[inverse]
+        return p, mean[inverse], std[inverse], at
+
+
+def _embeddings(model, graph):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), seeded(EVAL_SEED, model.device):
+        out = model(graph)
+    model.train(was_training)
+    return out
+
+
+class TRU(MMRecUn):
+    hyperparameters = (
+        HyperParameter("gate_strength", float, 0.5, 0.0, 1.0, doc="gamma: weight of the rank term"),
+        HyperParameter("gate_temperature", float, 0.05, 0.005, 0.5, log=True, doc="T, percentile units"),
+        HyperParameter("gate_margin", float, 0.0, -1.0, 2.0, doc="m, standard units"),
+        HyperParameter("stop_tolerance", float, 0.01, 0.0, 0.2, doc="stop at this mean excess over p*"),
+        HyperParameter("modality_scales", str, "{}", doc='JSON {"branch": s_b}; missing branches 1'),
+        HyperParameter("scale_power", float, 0.5, 0.0, 2.0, doc="beta"),
+        HyperParameter("alpha_min", float, 0.1, 0.0, 1.0),
+        HyperParameter("alpha_max", float, 10.0, 1.0, 100.0),
+        HyperParameter("layer_budget", float, 0.3, 0.01, 1.0, doc="rho, share of total capacity"),
+        HyperParameter("probe_size", int, 32, 4, 512, doc="pairs per Fisher probe set"),
+        LR,
+        HyperParameter("max_epochs", int, 10, 1, 200),
+        LAMBDA_F,
+    )
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        try:
+            scales = json.loads(self.params.get("modality_scales", "{}"))
+            assert isinstance(scales, dict) and all(isinstance(v, (int, float)) and v > 0 for v in scales.values())
+        except (json.JSONDecodeError, AssertionError):
+            from harness.errors import UserError
+
+            raise UserError(
+                f"method '{self.name}': modality_scales must be a JSON object of positive numbers, "
+                f"got {self.params.get('modality_scales')!r}"
+            ) from None
+        self.scales = {str(k): float(v) for k, v in scales.items()}
+
+    # ------------------------------------------------------------------ lifecycle
+    def unlearn(self, model, task, budget: Budget):
+        self.graph = task.retain_graph()
+        self.exclude = self.graph.user_items_csr()
+        self.forget_pairs = torch.from_numpy(task.forget)
+        self.p_star = self.non_member_level(model, task, budget.seed)
+        self.decisions["p_star"] = self.p_star
+        self._probe(model, task, budget.seed)
+        self.epochs_run = 0
+        capped = dataclasses.replace(budget, epochs=min(self.params["max_epochs"], budget.epochs))
+        try:
+            model = super().unlearn(model, task, capped)
+        finally:
+            for handle in self._hooks:
+                handle.remove()
+            for p in model.parameters():
+                p.requires_grad_(True)
+        p, _, _, _ = rank_stats(*_embeddings(model, self.graph), self.forget_pairs, self.exclude)
+        gate = torch.sigmoid((p - self.p_star) / self.params["gate_temperature"])
+        self.decisions |= {
+            "epochs_run": self.epochs_run,
+            "final_gate": float(gate.mean()),
+            "final_excess": float((p - self.p_star).clamp(min=0).mean()),
+        }
+        return model
+
+    # ------------------------------------------------------------------ p*
+    def non_member_level(self, model, task, seed: int) -> float:
+        if task.regime in ("user", "item"):
+            probe = copy.deepcopy(model)
+            index = torch.from_numpy(task.users if task.regime == "user" else task.items)
+            with seeded(seed + 1, model.device):
+                probe.redraw_rows(task.regime, index)
+            pairs = self.forget_pairs
+        else:
+            probe = model
+            valid = torch.from_numpy(task.valid)
+            mine = valid[torch.isin(valid[:, 0], torch.from_numpy(task.users))]
+            pairs = mine if len(mine) else valid
+        p, _, _, _ = rank_stats(*_embeddings(probe, self.graph), pairs, self.exclude)
+        return float(p.median())
+
+    # ------------------------------------------------------------------ probes
+    def _probe(self, model, task, seed: int) -> None:
+        """Per-example squared gradients on D_f (reverse loss) and D_r (forward BPR)."""
+        beta, rho = self.params["scale_power"], self.params["layer_budget"]
+        self._hooks = []
+        self.alpha = {}
+        if beta == 0.0 and rho >= 1.0:
+            return
+        gen = generator(seed + 2)
+        n = self.params["probe_size"]
+        retain = torch.from_numpy(task.retain)
+        f_pairs = self.forget_pairs[torch.randperm(len(self.forget_pairs), generator=gen)[:n]]
+        r_pairs = retain[torch.randperm(len(retain), generator=gen)[:n]]
+        negatives = torch.randint(task.n_items, (2, n), generator=gen)
+        fisher_f = self._fisher(model, f_pairs, negatives[0][: len(f_pairs)], reverse=True)
+        fisher_r = self._fisher(model, r_pairs, negatives[1][: len(r_pairs)], reverse=False)
+        specs = model.parameter_specs()
+        if beta != 0.0:
+            ratio = {}
+            for branch, names in model.branches().items():
+                size = sum(fisher_f[k].numel() for k in names)
+                f = sum(float(fisher_f[k].sum()) for k in names) / size
+                r = sum(float(fisher_r[k].sum()) for k in names) / size
+                ratio[branch] = (f + 1e-30) / (r + 1e-30)
+            median = float(np.median(list(ratio.values())))
+            lo, hi = self.params["alpha_min"], self.params["alpha_max"]
+            self.alpha = {
+                b: self.scales.get(b, 1.0) * float(np.clip((r / median) ** beta, lo, hi)) for b, r in ratio.items()
+            }
+            self.decisions["alpha"] = self.alpha
+        if rho < 1.0:
+            self._isolate(model, task, specs, fisher_f, rho)
+
+    def _fisher(self, model, pairs, negatives, reverse: bool) -> dict[str, torch.Tensor]:
+        params = {k: p for k, p in model.named_parameters() if p.requires_grad}
+        total = {k: torch.zeros_like(p) for k, p in params.items()}
+        was_training = model.training
+        model.eval()
+        with seeded(EVAL_SEED, model.device):
+            users, items = model(self.graph)
+            device = model.device
+            for (u, i), j in zip(pairs.tolist(), negatives.tolist()):
+                batch = Batch(self.graph, torch.tensor([u], device=device), torch.tensor([i], device=device),
+                              torch.tensor([j], device=device))
+                pos, neg = pair_scores(users, items, batch)
+                loss = bpr_loss(neg, pos) if reverse else bpr_loss(pos, neg)
+                grads = torch.autograd.grad(loss, list(params.values()), retain_graph=True, allow_unused=True)
+                for (k, _), g in zip(params.items(), grads):
+                    if g is not None:
+                        total[k] += g.detach().pow(2)
+        model.train(was_training)
+        return {k: v / max(len(pairs), 1) for k, v in total.items()}
+
+    def _isolate(self, model, task, specs, fisher_f, rho: float) -> None:
+        params = dict(model.named_parameters())
+        units = []  # (name, rows or None, sensitivity, capacity)
+        touched = {"user": torch.from_numpy(task.users), "item": torch.from_numpy(task.items)}
+        for spec in specs:
+            p, f = params[spec.name], fisher_f[spec.name]
+            if spec.rows is not None:
+                mask = torch.zeros(p.shape[0], dtype=torch.bool)
+                mask[touched[spec.rows]] = True
+                width = p[0].numel()
+                for label, rows in (("touched", mask), ("untouched", ~mask)):
+                    if rows.any():
+                        units.append((f"{spec.name}[{label}]", spec.name, rows,
+                                      float(f[rows.to(f.device)].sum()), int(rows.sum()) * width))
+            else:
+                units.append((spec.name, spec.name, None, float(f.sum()), max(p.numel(), spec.produces)))
+        total = sum(u[4] for u in units)
+        order = sorted(units, key=lambda u: u[3] / u[4], reverse=True)
+        chosen, used = [], 0
+        for unit in order:
+            if not chosen or used + unit[4] <= rho * total:
+                chosen.append(unit)
+                used += unit[4]
+        active: dict[str, torch.Tensor | None] = {}
+        for _, name, rows, _, _ in chosen:
+            if rows is None:
+                active[name] = None
+            else:
+                active[name] = rows if name not in active else active[name] | rows
+        for name, p in params.items():
+            if name not in active:
+                p.requires_grad_(False)
+            elif active[name] is not None and not bool(active[name].all()):
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                keep = active[name].to(p.device, p.dtype).reshape(shape)
+                self._hooks.append(p.register_hook(lambda g, keep=keep: g * keep))
+        self.decisions["units"] = [{"unit": u[0], "capacity_share": u[4] / total} for u in chosen]
+        self.decisions["capacity_share"] = used / total
+
+    # ------------------------------------------------------------------ hooks into the family
+    def parameter_groups(self, model, task) -> list[dict]:
+        trainable = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
+        if not self.alpha:
+            return [{"params": [p for _, p in trainable]}]
+        branch_of = {s.name: s.branch for s in model.parameter_specs()}
+        groups: dict[str, list] = {}
+        for name, p in trainable:
+            groups.setdefault(branch_of[name], []).append(p)
+        lr = self.params["lr"]
+        return [{"params": ps, "lr": lr * self.alpha.get(b, 1.0)} for b, ps in groups.items()]
+
+    def forget_loss(self, model, users, items, batch: Batch) -> torch.Tensor:
+        gamma = self.params["gate_strength"]
+        if gamma == 0.0:
+            return super().forget_loss(model, users, items, batch)
+        pos, neg = pair_scores(users, items, batch)
+        pairs = torch.stack([batch.users, batch.pos_items], 1).cpu()
+        p, mean, std, at = rank_stats(users.detach(), items.detach(), pairs, self.exclude, self.p_star)
+        gate = gamma * torch.sigmoid((p - self.p_star) / self.params["gate_temperature"])
+        z = (pos - mean) / std
+        z_star = (at - mean) / std
+        rank_term = F.softplus(z - z_star + self.params["gate_margin"])
+        return ((1 - gate) * F.softplus(neg - pos) + gate * rank_term).mean()
+
+    def should_stop(self, model, task) -> bool:
+        self.epochs_run += 1
+        tolerance = self.params["stop_tolerance"]
+        if tolerance <= 0.0:
+            return False
+        p, _, _, _ = rank_stats(*_embeddings(model, self.graph), self.forget_pairs, self.exclude)
+        return float((p - self.p_star).clamp(min=0).mean()) < tolerance
+
+
+METHODS.register("tru")(TRU)
+
+
+def _ablation(name: str, fixed: dict, doc: str):
+    cls = type(name.replace("-", "_").title().replace("_", ""), (TRU,), {
+        "__doc__": doc,
+        "hyperparameters": tuple(h for h in TRU.hyperparameters if h.name not in fixed),
+    })
+
+    def __init__(self, **params):
+        TRU.__init__(self, **params)  # validates the remaining declared ones
+        self.params |= fixed
+
+    cls.__init__ = __init__
+    return METHODS.register(name)(cls)
+
+
+_ablation("tru-no-gate", {"gate_strength": 0.0, "stop_tolerance": 0.0}, "TRU without the ranking fusion gate.")
+_ablation("tru-no-scale", {"scale_power": 0.0, "modality_scales": "{}"}, "TRU without branch-wise modality scaling.")
+_ablation("tru-no-isolation", {"layer_budget": 1.0}, "TRU without capacity-aware layer isolation.")
