@@ -53,7 +53,7 @@ from harness.losses import bpr_loss
 from harness.seeding import generator, seeded
 from harness.train import EVAL_SEED
 from methods.base import METHODS, Budget, HyperParameter
-from methods.reverse import LAMBDA_F, LR, MMRecUn, pair_scores
+from methods.reverse import LAMBDA_F, MMRecUn, pair_scores
 
 
 def rank_stats(users, items, pairs, exclude, p_star: float | None = None):
@@ -92,7 +92,7 @@ def _embeddings(model, graph):
 
 class TRU(MMRecUn):
     hyperparameters = (
-        HyperParameter("gate_strength", float, 0.5, 0.0, 1.0, doc="gamma: weight of the rank term"),
+        HyperParameter("gate_strength", float, 1.0, 0.0, 1.0, doc="gamma: weight of the rank term"),
         HyperParameter("gate_temperature", float, 0.05, 0.005, 0.5, log=True, doc="T, percentile units"),
         HyperParameter("gate_margin", float, 0.0, -1.0, 2.0, doc="m, standard units"),
         HyperParameter("stop_tolerance", float, 0.01, 0.0, 0.2, doc="stop at this mean excess over p*"),
@@ -100,9 +100,9 @@ class TRU(MMRecUn):
         HyperParameter("scale_power", float, 0.5, 0.0, 2.0, doc="beta"),
         HyperParameter("alpha_min", float, 0.1, 0.0, 1.0),
         HyperParameter("alpha_max", float, 10.0, 1.0, 100.0),
-        HyperParameter("layer_budget", float, 0.3, 0.01, 1.0, doc="rho, share of total capacity"),
+        HyperParameter("layer_budget", float, 0.02, 0.001, 1.0, doc="rho, share of total capacity"),
         HyperParameter("probe_size", int, 32, 4, 512, doc="pairs per Fisher probe set"),
-        LR,
+        HyperParameter("lr", float, 1e-2, 1e-5, 1e-1, log=True, doc="Adam step size"),
         HyperParameter("max_epochs", int, 10, 1, 200),
         LAMBDA_F,
     )

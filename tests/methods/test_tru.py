@@ -12,7 +12,7 @@ from harness.pipeline import build_backbone
 from methods import METHODS, Budget
 from methods.testing import check_method, tiny_dataset
 
-ALL_OFF = {"gate_strength": 0.0, "scale_power": 0.0, "layer_budget": 1.0, "stop_tolerance": 0.0}
+ALL_OFF = {"gate_strength": 0.0, "scale_power": 0.0, "layer_budget": 1.0, "stop_tolerance": 0.0, "lr": 1e-3}
 
 
 @pytest.fixture(scope="module")
