@@ -19,6 +19,12 @@ def dense_rows(mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return mask[rows.to(mask.device)].bool()
     crow, col, values = mask.crow_indices(), mask.col_indices(), mask.values()
     rows = rows.to(crow.device)
+    if len(rows) and int(rows[-1] - rows[0]) + 1 == len(rows) and bool((rows.diff() == 1).all()):
+        a, b = int(rows[0]), int(rows[-1]) + 1  # contiguous rows: slice the CSR arrays
+        start, end = int(crow[a]), int(crow[b])
+        block = torch.sparse_csr_tensor(crow[a : b + 1] - start, col[start:end], values[start:end] != 0,
+                                        (b - a, mask.shape[1]))
+        return block.to_dense()
     starts = crow[rows]
     counts = crow[rows + 1] - starts
     offsets = torch.cumsum(counts, 0) - counts  # where each row's entries start in the output
@@ -40,22 +46,19 @@ def row_counts(mask: torch.Tensor) -> torch.Tensor:
     return mask.sum(1)
 
 
-def per_user_metrics(
-    scores: torch.Tensor, exclude: torch.Tensor, truth: torch.Tensor, ks: Sequence[int]
-) -> dict[str, torch.Tensor]:
-    """Metrics of each row of dense ``[B, I]`` inputs; rows need >= 1 truth item.
+def metrics_from_hits(hits: torch.Tensor, n_truth: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Per-user metrics from the ranked truth indicators ``hits`` ``[B, K_max]`` (``h_k``:
+    is the item at rank k a truth item) and the truth counts ``n_truth`` ``[B]`` (>= 1).
 
-    With ``h_k`` the truth indicator at rank ``k`` of the masked ranking and
-    ``n = |truth|``: recall@K = sum_{k<=K} h_k / n; precision@K = sum h_k / K;
-    hit@K = [sum h_k > 0]; NDCG@K = sum h_k / log2(k+1) divided by
-    sum_{k <= min(n, K)} 1 / log2(k+1). Ties in score are ordered by ``torch.topk``.
+    recall@K = sum_{k<=K} h_k / n; precision@K = sum_{k<=K} h_k / K;
+    hit@K = [sum_{k<=K} h_k > 0]; NDCG@K = sum_{k<=K} h_k / log2(k+1) divided by the
+    ideal sum_{k <= min(n, K)} 1 / log2(k+1) (binary gains). Ties in score are ordered
+    by ``torch.topk``.
     """
-    kmax = min(max(ks), scores.shape[1])
-    masked = scores.masked_fill(exclude, float("-inf"))
-    top_scores, top = masked.topk(kmax, dim=1)
-    hits = (truth.gather(1, top) & torch.isfinite(top_scores)).float()
-    n_truth = truth.sum(1).float()
-    discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, device=scores.device, dtype=torch.float))
+    kmax = hits.shape[1]
+    hits = hits.float()
+    n_truth = n_truth.float().to(hits.device)
+    discount = 1.0 / torch.log2(torch.arange(2, kmax + 2, device=hits.device, dtype=torch.float))
     ideal = torch.cumsum(discount, 0)
     out = {}
     for k in ks:
@@ -69,6 +72,17 @@ def per_user_metrics(
     return out
 
 
+def _pair_keys(mask: torch.Tensor) -> torch.Tensor:
+    """Sorted ``row * I + col`` keys of the set entries of a boolean mask (dense or CSR)."""
+    if mask.layout == torch.sparse_csr:
+        crow, col = mask.crow_indices(), mask.col_indices()
+        rows = torch.repeat_interleave(torch.arange(mask.shape[0], device=crow.device), crow.diff())
+        keep = mask.values() != 0
+        keys = rows[keep] * mask.shape[1] + col[keep]
+        return keys if bool((keys.diff() >= 0).all()) else keys.sort().values
+    return mask.reshape(-1).nonzero().squeeze(1)
+
+
 def metrics_from_scores(
     score_rows: ScoreFn,
     exclude: torch.Tensor,
@@ -76,21 +90,27 @@ def metrics_from_scores(
     ks: Sequence[int] = (10, 20),
     batch_size: int = 1024,
 ) -> dict[str, float]:
-    """Average :func:`per_user_metrics` over the users with truth, ``batch_size`` at a time.
+    """Average :func:`metrics_from_hits` over the users with truth, ``batch_size`` at a time.
 
-    ``score_rows(rows)`` returns the ``[len(rows), I]`` scores of those users, so the
-    full ``users x items`` matrix never has to exist at once.
+    ``score_rows(rows)`` returns fresh ``[len(rows), I]`` scores of those users (they are
+    masked in place), so the full ``users x items`` matrix never has to exist at once.
+    Truth membership of the top-K is a sorted-key lookup: no dense truth matrix.
     """
-    users = (row_counts(truth) > 0).nonzero().squeeze(1)
+    counts = row_counts(truth)
+    users = (counts > 0).nonzero().squeeze(1)
+    keys = _pair_keys(truth)
+    n_items = truth.shape[1]
+    kmax = min(max(ks), n_items)
     totals: dict[str, float] = {}
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         scores = score_rows(rows)
-        device = scores.device
-        part = per_user_metrics(
-            scores, dense_rows(exclude, rows).to(device), dense_rows(truth, rows).to(device), ks
-        )
-        for key, value in part.items():
+        scores.masked_fill_(dense_rows(exclude, rows).to(scores.device), float("-inf"))
+        top_scores, top = scores.topk(kmax, dim=1)
+        wanted = (rows.to(top.device)[:, None] * n_items + top).reshape(-1).to(keys.device)
+        found = keys[torch.searchsorted(keys, wanted).clamp_(max=len(keys) - 1)] == wanted
+        hits = found.reshape(top.shape).to(top.device) & torch.isfinite(top_scores)
+        for key, value in metrics_from_hits(hits, counts[rows], ks).items():
             totals[key] = totals.get(key, 0.0) + float(value.sum())
     n = max(len(users), 1)
     return {key: value / n for key, value in sorted(totals.items())}
@@ -108,14 +128,14 @@ def rank_metrics(
     ``scores`` float ``[users, items]``; ``exclude`` and ``truth`` boolean of the same
     shape, dense or sparse CSR. Items in ``exclude`` are never recommended. Returns
     ``{"recall@K", "ndcg@K", "precision@K", "hit@K"}`` averaged over users with at
-    least one truth item (definitions in :func:`per_user_metrics`).
+    least one truth item (definitions in :func:`metrics_from_hits`).
     """
     if exclude.shape != scores.shape or truth.shape != scores.shape:
         raise ValueError(
             f"shapes differ: scores {tuple(scores.shape)}, exclude {tuple(exclude.shape)}, "
             f"truth {tuple(truth.shape)}"
         )
-    return metrics_from_scores(lambda rows: scores[rows.to(scores.device)], exclude, truth, ks, batch_size)
+    return metrics_from_scores(lambda rows: scores[rows.to(scores.device)].clone(), exclude, truth, ks, batch_size)
 
 
 def embedding_scorer(user_emb: torch.Tensor, item_emb: torch.Tensor) -> ScoreFn:
