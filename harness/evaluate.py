@@ -19,12 +19,6 @@ def dense_rows(mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return mask[rows.to(mask.device)].bool()
     crow, col, values = mask.crow_indices(), mask.col_indices(), mask.values()
     rows = rows.to(crow.device)
-    if len(rows) and int(rows[-1] - rows[0]) + 1 == len(rows) and bool((rows.diff() == 1).all()):
-        a, b = int(rows[0]), int(rows[-1]) + 1  # contiguous rows: slice the CSR arrays
-        start, end = int(crow[a]), int(crow[b])
-        block = torch.sparse_csr_tensor(crow[a : b + 1] - start, col[start:end], values[start:end] != 0,
-                                        (b - a, mask.shape[1]))
-        return block.to_dense()
     starts = crow[rows]
     counts = crow[rows + 1] - starts
     offsets = torch.cumsum(counts, 0) - counts  # where each row's entries start in the output
@@ -83,6 +77,25 @@ def _pair_keys(mask: torch.Tensor) -> torch.Tensor:
     return mask.reshape(-1).nonzero().squeeze(1)
 
 
+def _exclude_(scores: torch.Tensor, exclude: torch.Tensor, rows: torch.Tensor) -> None:
+    """Set ``scores[b, i] = -inf`` where ``exclude[rows[b], i]``, in place.
+
+    For a CSR mask and contiguous rows (the usual case) the flat positions are a slice
+    of the CSR arrays: no dense mask is built.
+    """
+    contiguous = len(rows) and int(rows[-1] - rows[0]) + 1 == len(rows) and bool((rows.diff() == 1).all())
+    if exclude.layout != torch.sparse_csr or not contiguous or not scores.is_contiguous():
+        scores.masked_fill_(dense_rows(exclude, rows).to(scores.device), float("-inf"))
+        return
+    crow, col = exclude.crow_indices(), exclude.col_indices()
+    a, b = int(rows[0]), int(rows[-1]) + 1
+    start, end = int(crow[a]), int(crow[b])
+    local_rows = torch.repeat_interleave(torch.arange(b - a, device=crow.device), crow[a : b + 1].diff())
+    flat = local_rows * scores.shape[1] + col[start:end]
+    flat = flat[exclude.values()[start:end] != 0]
+    scores.view(-1).index_fill_(0, flat.to(scores.device), float("-inf"))
+
+
 def metrics_from_scores(
     score_rows: ScoreFn,
     exclude: torch.Tensor,
@@ -105,7 +118,7 @@ def metrics_from_scores(
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         scores = score_rows(rows)
-        scores.masked_fill_(dense_rows(exclude, rows).to(scores.device), float("-inf"))
+        _exclude_(scores, exclude, rows)
         top_scores, top = scores.topk(kmax, dim=1)
         wanted = (rows.to(top.device)[:, None] * n_items + top).reshape(-1).to(keys.device)
         found = keys[torch.searchsorted(keys, wanted).clamp_(max=len(keys) - 1)] == wanted
