@@ -157,6 +157,21 @@ def cmd_unlearn(args) -> None:
         print(f"tru: method failed: {record['error']}", file=sys.stderr)
 
 
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that train or load a backbone."""
+    p.add_argument("--dataset", default="ml100k", help="shipped name or MMRec folder")
+    p.add_argument("--backbone", default="mgcn")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="maximum training epochs (overrides the backbone default)")
+    p.add_argument("--hparams", help="backbone hyperparameters as a JSON object")
+    p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
+    p.add_argument("--device", help="torch device (default: cuda if present, else cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--cache-dir", default=".cache/models")
+    p.add_argument("--json", action="store_true", help="one JSON line on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tru", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,27 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backbones)
 
     p = sub.add_parser("train", help="train a backbone and print validation and test metrics")
-    p.add_argument("--dataset", default="ml100k", help="shipped name or MMRec folder")
-    p.add_argument("--backbone", default="mgcn")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, help="maximum epochs (overrides the backbone default)")
-    p.add_argument("--hparams", help="backbone hyperparameters as a JSON object")
+    _model_arguments(p)
     p.add_argument("--train", help="training settings as a JSON object (lr, batch_size, ...)")
-    p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
-    p.add_argument("--device", help="torch device (default: cuda if present, else cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--cache-dir", default=".cache/models")
     p.add_argument("--no-cache", action="store_true", help="always train; write no checkpoint")
-    p.add_argument("--json", action="store_true", help="one JSON line on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("methods", help="list registered unlearning methods and hyperparameters")
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("unlearn", help="run one unlearning method and print its record")
-    p.add_argument("--dataset", default="ml100k")
-    p.add_argument("--backbone", default="mgcn")
+    _model_arguments(p)
     p.add_argument("--regime", default="interaction", help="interaction | user | item")
     p.add_argument("--selection", default="random", help="random | core | edge")
     p.add_argument("--ratio", type=float, default=0.05)
@@ -199,15 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", help="method hyperparameters as a JSON object")
     p.add_argument("--budget-epochs", type=int, default=10, help="passes over D_f for approximate methods")
     p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, help="maximum training epochs of original and retrain")
-    p.add_argument("--hparams", help="backbone hyperparameters as a JSON object")
-    p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
-    p.add_argument("--device")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--cache-dir", default=".cache/models")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_unlearn)
     return parser
 
