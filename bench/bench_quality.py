@@ -44,7 +44,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", nargs="+", default=["ml100k", "tiktok"])
-    parser.add_argument("--backbones", nargs="+", default=["lightgcn", "mgcn", "miggt"])
+    parser.add_argument("--backbones", nargs="*", default=["lightgcn", "mgcn", "miggt"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-epochs", type=int)

@@ -77,23 +77,26 @@ def _pair_keys(mask: torch.Tensor) -> torch.Tensor:
     return mask.reshape(-1).nonzero().squeeze(1)
 
 
-def _exclude_(scores: torch.Tensor, exclude: torch.Tensor, rows: torch.Tensor) -> None:
-    """Set ``scores[b, i] = -inf`` where ``exclude[rows[b], i]``, in place.
+def _exclude(scores: torch.Tensor, exclude: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``scores`` with ``-inf`` where ``exclude[rows[b], i]``.
 
-    For a CSR mask and contiguous rows (the usual case) the flat positions are a slice
-    of the CSR arrays: no dense mask is built.
+    A contiguous ``scores`` (fresh from a score function) is masked in place; for a CSR
+    mask and contiguous rows (the usual case) the flat positions are a slice of the CSR
+    arrays, so no dense mask is built. Anything else (a broadcast view, say) is masked
+    out of place and left untouched.
     """
     contiguous = len(rows) and int(rows[-1] - rows[0]) + 1 == len(rows) and bool((rows.diff() == 1).all())
-    if exclude.layout != torch.sparse_csr or not contiguous or not scores.is_contiguous():
-        scores.masked_fill_(dense_rows(exclude, rows).to(scores.device), float("-inf"))
-        return
+    if not scores.is_contiguous():
+        return scores.masked_fill(dense_rows(exclude, rows).to(scores.device), float("-inf"))
+    if exclude.layout != torch.sparse_csr or not contiguous:
+        return scores.masked_fill_(dense_rows(exclude, rows).to(scores.device), float("-inf"))
     crow, col = exclude.crow_indices(), exclude.col_indices()
     a, b = int(rows[0]), int(rows[-1]) + 1
     start, end = int(crow[a]), int(crow[b])
     local_rows = torch.repeat_interleave(torch.arange(b - a, device=crow.device), crow[a : b + 1].diff())
     flat = local_rows * scores.shape[1] + col[start:end]
     flat = flat[exclude.values()[start:end] != 0]
-    scores.view(-1).index_fill_(0, flat.to(scores.device), float("-inf"))
+    return scores.view(-1).index_fill_(0, flat.to(scores.device), float("-inf")).view(scores.shape)
 
 
 def metrics_from_scores(
@@ -105,8 +108,9 @@ def metrics_from_scores(
 ) -> dict[str, float]:
     """Average :func:`metrics_from_hits` over the users with truth, ``batch_size`` at a time.
 
-    ``score_rows(rows)`` returns fresh ``[len(rows), I]`` scores of those users (they are
-    masked in place), so the full ``users x items`` matrix never has to exist at once.
+    ``score_rows(rows)`` returns the ``[len(rows), I]`` scores of those users (a
+    contiguous result is taken as fresh and masked in place), so the full
+    ``users x items`` matrix never has to exist at once.
     Truth membership of the top-K is a sorted-key lookup: no dense truth matrix.
     """
     counts = row_counts(truth)
@@ -117,8 +121,7 @@ def metrics_from_scores(
     totals: dict[str, float] = {}
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
-        scores = score_rows(rows)
-        _exclude_(scores, exclude, rows)
+        scores = _exclude(score_rows(rows), exclude, rows)
         top_scores, top = scores.topk(kmax, dim=1)
         wanted = (rows.to(top.device)[:, None] * n_items + top).reshape(-1).to(keys.device)
         found = keys[torch.searchsorted(keys, wanted).clamp_(max=len(keys) - 1)] == wanted

@@ -306,6 +306,7 @@ def _ablation(name: str, fixed: dict, doc: str):
     return METHODS.register(name)(cls)
 
 
-_ablation("tru-no-gate", {"gate_strength": 0.0, "stop_tolerance": 0.0}, "TRU without the ranking fusion gate.")
+_ablation("tru-no-gate", {"gate_strength": 0.0, "stop_tolerance": 0.0},
+          "TRU without the ranking fusion gate (and without its stopping rule).")
 _ablation("tru-no-scale", {"scale_power": 0.0, "modality_scales": "{}"}, "TRU without branch-wise modality scaling.")
 _ablation("tru-no-isolation", {"layer_budget": 1.0}, "TRU without capacity-aware layer isolation.")

@@ -89,3 +89,17 @@ def test_dense_rows_of_csr():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shapes differ"):
         rank_metrics(torch.rand(2, 3), torch.zeros(2, 4, dtype=torch.bool), torch.zeros(2, 3, dtype=torch.bool))
+
+
+def test_broadcast_scores_are_not_modified_and_rank_the_same():
+    from harness.evaluate import metrics_from_scores
+
+    gen = torch.Generator().manual_seed(1)
+    popularity = torch.rand(30, generator=gen)
+    exclude = torch.rand(12, 30, generator=gen) < 0.3
+    truth = (torch.rand(12, 30, generator=gen) < 0.2) & ~exclude
+    before = popularity.clone()
+    shared = metrics_from_scores(lambda rows: popularity.expand(len(rows), -1), _csr(exclude), _csr(truth))
+    assert torch.equal(popularity, before)
+    dense = rank_metrics(popularity.expand(12, -1).clone(), exclude, truth)
+    assert shared == pytest.approx(dense)
