@@ -14,7 +14,6 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from harness.data import load_dataset

@@ -22,7 +22,6 @@ import torch
 from backbones import BACKBONES
 from harness.data import load_dataset
 from harness.evaluate import embedding_scorer, metrics_from_scores
-from harness.graph import UserItemGraph
 from harness.pipeline import build_backbone
 from harness.train import TrainConfig, pair_mask, train
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from backbones.base import Batch, gather_rows
 from harness.losses import bpr_loss

@@ -6,7 +6,7 @@ EDGES = torch.tensor([[0, 0], [0, 2], [1, 1], [2, 2], [2, 0]])
 
 
 def _dense_adjacency(self_loops):
-    n_users, n_items = 3, 3
+    n_users = 3
     a = torch.zeros(6, 6)
     for u, i in EDGES.tolist():
         a[u, n_users + i] = a[n_users + i, u] = 1
