@@ -56,6 +56,12 @@ class ForgetTask:
         """Users deleted as a whole (user regime): they leave retained evaluation."""
         return self.users if self.regime == "user" else np.zeros(0, dtype=np.int64)
 
+    def retained_users(self) -> torch.Tensor:
+        """Ids of the users that remain (all but :attr:`removed_users`), ``[n]``."""
+        kept = torch.ones(self.n_users, dtype=torch.bool)
+        kept[torch.from_numpy(self.removed_users)] = False
+        return kept.nonzero().squeeze(1)
+
     @property
     def key(self) -> str:
         """A hash of the forget set (cache keys of retrained references)."""

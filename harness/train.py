@@ -79,6 +79,19 @@ def pair_mask(pairs: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def eval_embeddings(model: Backbone, graph: UserItemGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final embeddings in eval mode under :data:`EVAL_SEED` (repeatable even for
+    backbones that sample at evaluation); the model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with seeded(EVAL_SEED, model.device):
+            return model(graph)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
 def evaluate_model(
     model: Backbone,
     graph: UserItemGraph,
@@ -91,13 +104,7 @@ def evaluate_model(
     ``exclude`` defaults to the graph's training items (MMRec protocol). Runs in eval
     mode under :data:`EVAL_SEED`, so repeated evaluations agree.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with seeded(EVAL_SEED, model.device):
-            users, items = model(graph)
-    finally:
-        model.train(was_training)
+    users, items = eval_embeddings(model, graph)
     if truth.layout == torch.strided and truth.dtype == torch.long:
         truth = pair_mask(truth, graph.n_users, graph.n_items)
     exclude = graph.user_items_csr() if exclude is None else exclude

@@ -33,18 +33,10 @@ from harness.evaluate import dense_rows, embedding_scorer, metrics_from_scores
 from harness.graph import UserItemGraph
 from harness.pipeline import CODE_VERSION, train_backbone
 from harness.regimes import ForgetTask
-from harness.seeding import seeded
-from harness.train import EVAL_SEED, pair_mask
+from harness.train import eval_embeddings, pair_mask
 from methods.base import METHODS, Budget
 
 K = 20
-
-
-@torch.no_grad()
-def embeddings(model: Backbone, graph: UserItemGraph):
-    model.eval()
-    with seeded(EVAL_SEED, model.device):
-        return model(graph)
 
 
 @dataclass
@@ -56,7 +48,8 @@ class Measure:
 
 def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: ForgetTask, sample: AuditSample) -> Measure:
     """All figures of one model on ``graph`` (see the module docstring)."""
-    users, items = embeddings(model, graph)
+    model.eval()
+    users, items = eval_embeddings(model, graph)
     exclude = UserItemGraph(torch.from_numpy(task.retain), task.n_users, task.n_items).user_items_csr()
     removed = torch.from_numpy(task.removed_users)
 
@@ -76,9 +69,7 @@ def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: Forge
     for key, value in metrics_from_scores(score, exclude, forget_truth).items():
         if key.split("@")[0] in ("recall", "ndcg"):
             out[f"forget_{key}"] = value
-    kept = torch.ones(task.n_users, dtype=torch.bool)
-    kept[removed] = False
-    rows = kept.nonzero().squeeze(1)
+    rows = task.retained_users()
     top = torch.empty(task.n_users, K, dtype=torch.long)
     for start in range(0, len(rows), 1024):
         part = rows[start : start + 1024]
@@ -115,11 +106,6 @@ class References:
     hparams: dict
     train_overrides: dict
     cache_dir: object
-
-    def retained_rows(self) -> torch.Tensor:
-        kept = torch.ones(self.task.n_users, dtype=torch.bool)
-        kept[torch.from_numpy(self.task.removed_users)] = False
-        return kept.nonzero().squeeze(1)
 
 
 def retained_valid(dataset: Dataset, task: ForgetTask) -> np.ndarray:
@@ -187,7 +173,7 @@ def run_method(refs: References, method: str, params: dict | None = None, epochs
             for key, value in ref.metrics.items():
                 if key.startswith("forget_") or key == "item_exposure@20":
                     record[f"{prefix}_{key}"] = value
-        record["agreement@20"] = agreement(m.top, refs.retrain_measure.top, refs.retained_rows())
+        record["agreement@20"] = agreement(m.top, refs.retrain_measure.top, task.retained_users())
         record["mia_auc"] = m.mia_auc
         record["retrain_mia_auc"] = refs.retrain_measure.mia_auc
         record["original_mia_auc"] = refs.original_measure.mia_auc

@@ -51,7 +51,7 @@ from backbones.base import Batch
 from harness.evaluate import dense_rows
 from harness.losses import bpr_loss
 from harness.seeding import generator, seeded
-from harness.train import EVAL_SEED
+from harness.train import EVAL_SEED, eval_embeddings
 from methods.base import METHODS, Budget, HyperParameter
 from methods.reverse import LAMBDA_F, MMRecUn, pair_scores
 
@@ -79,15 +79,6 @@ def rank_stats(users, items, pairs, exclude, p_star: float | None = None):
             position = ((1.0 - p_star) * (n_cand - 1)).round().long()
             at = ordered.gather(1, position[:, None]).squeeze(1)[inverse]
         return p, mean[inverse], std[inverse], at
-
-
-def _embeddings(model, graph):
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), seeded(EVAL_SEED, model.device):
-        out = model(graph)
-    model.train(was_training)
-    return out
 
 
 class TRU(MMRecUn):
@@ -138,7 +129,7 @@ class TRU(MMRecUn):
                 handle.remove()
             for p in model.parameters():
                 p.requires_grad_(True)
-        p, _, _, _ = rank_stats(*_embeddings(model, self.graph), self.forget_pairs, self.exclude)
+        p, _, _, _ = rank_stats(*eval_embeddings(model, self.graph), self.forget_pairs, self.exclude)
         gate = torch.sigmoid((p - self.p_star) / self.params["gate_temperature"])
         self.decisions |= {
             "epochs_run": self.epochs_run,
@@ -160,7 +151,7 @@ class TRU(MMRecUn):
             valid = torch.from_numpy(task.valid)
             mine = valid[torch.isin(valid[:, 0], torch.from_numpy(task.users))]
             pairs = mine if len(mine) else valid
-        p, _, _, _ = rank_stats(*_embeddings(probe, self.graph), pairs, self.exclude)
+        p, _, _, _ = rank_stats(*eval_embeddings(probe, self.graph), pairs, self.exclude)
         return float(p.median())
 
     # ------------------------------------------------------------------ probes
@@ -285,7 +276,7 @@ class TRU(MMRecUn):
         tolerance = self.params["stop_tolerance"]
         if tolerance <= 0.0:
             return False
-        p, _, _, _ = rank_stats(*_embeddings(model, self.graph), self.forget_pairs, self.exclude)
+        p, _, _, _ = rank_stats(*eval_embeddings(model, self.graph), self.forget_pairs, self.exclude)
         return float((p - self.p_star).clamp(min=0).mean()) < tolerance
 
 
