@@ -43,11 +43,15 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.004)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", default=".cache/models")
+    parser.add_argument("--summary", action="store_true", help="only print the summary over stored seeds")
     args = parser.parse_args()
+    out = Path(__file__).parent / "results" / f"tru-{args.dataset}-{args.backbone}.jsonl"
+    if args.summary:
+        summarize(out)
+        return
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset)
     tru_params = json.loads(args.params)
-    out = Path(__file__).parent / "results" / f"tru-{args.dataset}-{args.backbone}.jsonl"
     checks = []
     with out.open("a") as sink:
         for seed in args.seeds:
@@ -90,6 +94,34 @@ def main() -> None:
     print("\n## checks")
     for text, ok in checks:
         print(f"- [{'x' if ok else ' '}] {text}")
+    summarize(out)
+
+
+def summarize(path: Path) -> None:
+    """Mean +- std over the seeds stored in ``path`` (the latest record per regime, seed
+    and method), and per seed TRU's margin over each baseline on both axes."""
+    import pandas as pd
+
+    records = pd.DataFrame([json.loads(line) for line in path.open()])
+    records = records[records["status"] == "ok"].drop_duplicates(["regime", "seed", "method"], keep="last")
+    seeds = sorted(int(s) for s in records["seed"].unique())
+    print(f"\n## summary over seeds {seeds} (mean +- std)")
+    print("| regime | method | test N@20 | forget R@20 | mia_auc | retrain mia_auc | unlearn s |")
+    print("|---|---|---|---|---|---|---|")
+    fields = ["retain_test_ndcg@20", "forget_recall@20", "mia_auc", "retrain_mia_auc", "unlearn_seconds"]
+    for (regime, method), group in records.groupby(["regime", "method"], sort=False):
+        cells = [f"{group[f].mean():.4f} +- {group[f].std(ddof=1) if len(group) > 1 else 0:.4f}" for f in fields]
+        print(f"| {regime} | {method} | " + " | ".join(cells) + " |")
+    print("\nTRU minus baseline per seed: (test N@20 difference, forget R@20 difference)")
+    for regime, group in records.groupby("regime", sort=False):
+        by = group.set_index(["method", "seed"])
+        for base in ("graph_edit", "mmrecun"):
+            diffs = [
+                (by.loc[("tru", s), "retain_test_ndcg@20"] - by.loc[(base, s), "retain_test_ndcg@20"],
+                 by.loc[("tru", s), "forget_recall@20"] - by.loc[(base, s), "forget_recall@20"])
+                for s in seeds if ("tru", s) in by.index and (base, s) in by.index
+            ]
+            print(f"- {regime} vs {base}: " + ", ".join(f"({a:+.4f}, {b:+.4f})" for a, b in diffs))
 
 
 def _fixed(method: str) -> set:

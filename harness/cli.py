@@ -157,6 +157,43 @@ def cmd_unlearn(args) -> None:
         print(f"tru: method failed: {record['error']}", file=sys.stderr)
 
 
+def cmd_run(args) -> int:
+    from harness.experiment import QUICKSTART, load_experiment
+    from harness.runner import run_experiment
+
+    experiment = load_experiment(args.experiment or QUICKSTART)
+    out = Path(args.out or Path("runs") / experiment.name)
+    summary = run_experiment(experiment, out, resume=args.resume, address=args.address, progress=not args.quiet)
+    if summary.interrupted:
+        print(f"tru: interrupted: {summary.done} new records kept in {out}; run again with --resume", file=sys.stderr)
+        return 130
+    print(f"{summary.total} jobs: {summary.skipped} already stored, {summary.done} run ({summary.errors} errors) "
+          f"in {summary.seconds:.0f} s")
+    _print_overview(out)
+    print(f"results: {out.resolve()}  (pandas.read_parquet({str(out)!r}); log: {out / '_logs' / 'run.log'})")
+    return 0
+
+
+def _print_overview(out: Path) -> None:
+    """Per dataset, backbone and regime: each method's mean retain / forget / audit / cost."""
+    from harness.store import ResultsStore
+
+    frame = ResultsStore(out).read()
+    ok = frame[frame["status"] == "ok"]
+    for error in frame.loc[frame["status"] != "ok", ["method", "regime", "error"]].itertuples():
+        print(f"error: {error.method} ({error.regime}): {error.error}")
+    if ok.empty:
+        return
+    columns = {"retain_test_ndcg@20": "test N@20", "forget_recall@20": "forget R@20", "mia_auc": "mia_auc",
+               "agreement@20": "agree@20", "unlearn_seconds": "unlearn s"}
+    for (dataset, backbone, regime), group in ok.groupby(["dataset", "backbone", "regime"], sort=False):
+        table = group.groupby("method", sort=False)[list(columns)].mean().rename(columns=columns)
+        print(f"\n{dataset} / {backbone} / {regime} (mean over seeds; retrain mia_auc "
+              f"{group['retrain_mia_auc'].mean():.3f})")
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print()
+
+
 def _model_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that train or load a backbone."""
     p.add_argument("--dataset", default="ml100k", help="shipped name or MMRec folder")
@@ -204,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-epochs", type=int, default=10, help="passes over D_f for approximate methods")
     p.add_argument("--batch-size", type=int, default=2048)
     p.set_defaults(func=cmd_unlearn)
+
+    p = sub.add_parser("run", help="run an experiment on Ray (default: the quickstart)")
+    p.add_argument("experiment", nargs="?", help="experiment TOML file (default: examples/quickstart.toml)")
+    p.add_argument("--out", help="results folder (default: runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="keep stored records and run only the missing jobs")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
@@ -212,11 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks are implicitly disabled.*")
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except UserError as exc:
         print(f"tru: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

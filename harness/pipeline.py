@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from pydantic import ConfigDict, ValidationError, create_model
 
 from backbones import BACKBONES
@@ -118,14 +119,22 @@ def train_backbone(
             "code": CODE_VERSION,
         }
     )
-    path = None if cache_dir is None else Path(cache_dir) / f"{backbone}-{key}.pt"
-    if path is not None and path.exists():
-        state, meta = load_checkpoint(path)
-        model.load_state_dict(state)
-        return TrainedModel(model, None, meta, cached=True)
+    if cache_dir is None:
+        return _train(model, pairs, valid, config, seed, progress, dataset.name, backbone, None)
+    path = Path(cache_dir) / f"{backbone}-{key}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):  # hosts sharing a cache train each model once
+        if path.exists():
+            state, meta = load_checkpoint(path)
+            model.load_state_dict(state)
+            return TrainedModel(model, None, meta, cached=True)
+        return _train(model, pairs, valid, config, seed, progress, dataset.name, backbone, path)
+
+
+def _train(model, pairs, valid, config, seed, progress, dataset_name, backbone, path) -> TrainedModel:
     result = train(
         model, pairs, valid, config, seed, progress=progress,
-        description=f"{dataset.name}/{backbone}",
+        description=f"{dataset_name}/{backbone}",
     )
     meta = {
         "best_epoch": result.best_epoch,

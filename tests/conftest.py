@@ -55,3 +55,50 @@ def tiny(tiny_folder):
 def make_mmrec(tmp_path):
     """``make_mmrec(name, **kwargs)`` writes a tiny folder (see :func:`write_mmrec`)."""
     return lambda name, **kwargs: write_mmrec(tmp_path / name, **kwargs)
+
+
+@pytest.fixture
+def ray_local():
+    """A local Ray on 2 CPUs, started once and shared by the tests that need it."""
+    import ray
+
+    from harness.cluster import connect
+    from harness.experiment import RaySettings
+
+    connect(RaySettings(num_cpus=2, object_store_mb=128))
+    yield ray
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_ray():
+    yield
+    import sys
+
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()
+
+
+def write_experiment(path: Path, dataset: Path, **sections) -> Path:
+    """A small experiment on ``dataset`` (LightGCN, 3 training epochs); ``sections``
+    override top-level keys (TOML text per key)."""
+    text = {
+        "datasets": f'["{dataset}"]',
+        "backbones": '["lightgcn"]',
+        "seeds": "[0]",
+        "plugins": '["methods.faults"]',
+        "methods": '[{name = "graph_edit"}, {name = "mmrecun", params = {lr = 0.01}}]',
+        "cache_dir": f'"{path.parent / "cache"}"',
+        "regimes": '[{regime = "interaction", ratio = 0.2}, {regime = "user", ratio = 0.2}]',
+        "training": "{max_epochs = 3, batch_size = 64}",
+        "resources": "{actors_per_model = 1, num_cpus = 1, num_gpus = 0}",
+        "ray": "{num_cpus = 2, object_store_mb = 128}",
+    } | sections
+    path.write_text("".join(f"{key} = {value}\n" for key, value in text.items() if value is not None))
+    return path
+
+
+@pytest.fixture
+def experiment_file(tmp_path, tiny_folder):
+    """``experiment_file(dataset=None, **sections)`` writes ``exp.toml`` (see :func:`write_experiment`)."""
+    return lambda dataset=None, **sections: write_experiment(
+        tmp_path / "exp.toml", tiny_folder if dataset is None else dataset, **sections)

@@ -1,0 +1,57 @@
+"""Starting or joining Ray, quietly and safely by default.
+
+``connect`` joins the cluster at ``address`` (or ``RAY_ADDRESS``) or starts a local Ray:
+no dashboard unless asked, usage statistics off, token authentication off for a local
+Ray unless the environment says otherwise (``RAY_AUTH_MODE``), an object store of
+``object_store_mb`` (records are small; models never travel through it), worker output
+kept out of the terminal. The run's log (``_logs/run.log`` in the run folder) names
+Ray's session folder, where the actors' own logs are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from harness.experiment import RaySettings
+
+LOG = logging.getLogger("tru")
+
+
+def connect(settings: RaySettings, address: str | None = None) -> bool:
+    """Start or join Ray; ``True`` when this call started it (the caller shuts it down)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = {"include_dashboard": settings.dashboard, "log_to_driver": False, "logging_level": logging.WARNING}
+    if address is None:
+        kwargs |= {"num_cpus": settings.num_cpus, "object_store_memory": settings.object_store_mb * 2**20}
+    ray.init(address=address, **kwargs)
+    LOG.info("ray %s: %s; session logs in %s", "joined" if address else "started", ray.cluster_resources(),
+             session_dir())
+    return True
+
+
+def session_dir() -> str:
+    """Ray's session folder of this driver (its ``logs/`` hold the actors' output)."""
+    try:
+        from ray._private import worker
+
+        return worker._global_node.get_session_dir_path()
+    except Exception:  # a private API; the path is informative only
+        return "unknown"
+
+
+def log_to(folder: Path) -> logging.Handler:
+    """Send the ``tru`` logger to ``folder/run.log`` (appending); returns the handler."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    return handler

@@ -1,0 +1,115 @@
+"""A model host: one (dataset, backbone, seed) loaded once, serving unlearning jobs.
+
+Lifecycle: ``ModelHost(...)`` imports the experiment's plugins, sets torch's thread
+count, picks its device and loads the dataset; ``run(job)`` builds the job's forget task,
+trains or loads (model cache) the original and the retrained reference the first time
+that task is seen, keeps them, runs the method and returns the result record.
+
+The class is plain Python (unit tests and the Ray-overhead benchmark call it directly);
+:func:`remote_host` wraps it as a Ray actor. A host on a GPU uses the device Ray gave
+it (Ray sets the device visibility of the actor's process; the harness never does).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+
+import torch
+
+from harness.experiment import Job
+
+
+def _device(use_gpu: bool) -> torch.device:
+    return torch.device("cuda") if use_gpu and torch.cuda.is_available() else torch.device("cpu")
+
+
+class ModelHost:
+    def __init__(self, dataset: str, backbone: str, seed: int, *, training: dict, hparams: dict,
+                 audit_size: int, cache_dir: str, plugins: list[str], num_threads: int, use_gpu: bool = False,
+                 budget: dict | None = None, experiment: str = ""):
+        from harness.data import load_dataset
+
+        for module in plugins:
+            importlib.import_module(module)
+        torch.set_num_threads(max(1, num_threads))
+        self.device = _device(use_gpu)
+        self.dataset = load_dataset(dataset)
+        self.backbone, self.seed = backbone, seed
+        self.training, self.hparams = training, hparams
+        self.audit_size, self.cache_dir = audit_size, cache_dir
+        self.budget = budget or {}
+        self.experiment = experiment
+        self.references: dict[tuple, object] = {}
+
+    def info(self) -> dict:
+        """Where this host runs: process, node, device, torch threads and Ray's GPU ids."""
+        gpu_ids = []
+        node = socket.gethostname()
+        try:
+            import ray
+
+            if ray.is_initialized():
+                context = ray.get_runtime_context()
+                gpu_ids = [str(g) for g in context.get_accelerator_ids().get("GPU", [])]
+                node = context.get_node_id()
+        except ImportError:
+            pass
+        return {"pid": os.getpid(), "node": node, "device": str(self.device),
+                "threads": torch.get_num_threads(), "gpu_ids": gpu_ids}
+
+    def refs(self, job: Job):
+        """The original and retrained references of ``job``'s forget task (kept)."""
+        from harness.regimes import make_task
+        from harness.unlearning import prepare
+
+        if job.task_key not in self.references:
+            spec = job.regime
+            task = make_task(self.dataset, spec.regime, spec.selection, spec.ratio, self.seed)
+            self.references[job.task_key] = prepare(
+                self.dataset, self.backbone, task, self.seed, self.hparams, self.training,
+                cache_dir=self.cache_dir, device=self.device, progress=False, audit_size=self.audit_size,
+            )
+        return self.references[job.task_key]
+
+    def run(self, job: Job, **extra) -> dict:
+        """Run ``job``; the record carries its ``run_key``, device and node. A failure of
+        the task or of the method becomes a ``status: error`` record."""
+        from harness.unlearning import run_method
+
+        identity = {"dataset": self.dataset.name, "backbone": self.backbone, "seed": self.seed,
+                    "regime": job.regime.regime, "selection": job.regime.selection, "ratio": job.regime.ratio,
+                    "method": job.method, "params": _json(job.params)}
+        try:
+            record = run_method(self.refs(job), job.method, job.params, **self.budget)
+        except Exception as exc:  # the task or the references failed: a record, not a crash
+            record = identity | {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        return record | extra | {"run_key": job.run_key, "experiment": self.experiment, "device": str(self.device),
+                                 "node": self.info()["node"], "restarted": _restarted()}
+
+
+def _restarted() -> bool:
+    """Whether this process is a Ray actor rebuilt after its predecessor died."""
+    try:
+        import ray
+
+        return ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed
+    except Exception:  # not inside an actor
+        return False
+
+
+def _json(params: dict) -> str:
+    import json
+
+    return json.dumps(params, sort_keys=True)
+
+
+def remote_host(num_cpus: float, num_gpus: float, max_restarts: int):
+    """The Ray actor class of :class:`ModelHost` with these resources; Ray restarts a
+    dead actor up to ``max_restarts`` times and retries its job as often."""
+    import ray
+
+    return ray.remote(ModelHost).options(
+        num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts, max_task_retries=max_restarts,
+    )

@@ -1,0 +1,165 @@
+"""The experiment runner: jobs -> Ray actors -> records in the results store.
+
+``run_experiment`` expands the experiment into jobs, drops those whose ``run_key`` the
+store already holds (``resume``), starts ``actors_per_model`` actors per (dataset,
+backbone, seed) that still has work, and keeps each actor busy with one job at a time.
+A free actor takes, in order of preference, a job of a forget task it already holds (its
+references are in memory), a task no other actor of its model holds, any job. Each
+finished record is written at once (one store file per record).
+
+Faults: a method or task that raises comes back as a ``status: error`` record; an actor
+that dies is restarted by Ray and its job retried, up to ``max_restarts`` times (Ray's
+``max_restarts`` / ``max_task_retries``), after which the job is stored as an error and
+a record computed by a rebuilt actor says ``restarted``; Ctrl-C stops
+the actors and keeps every finished record. An actor whose model has no jobs left is
+released, so its resources go to the actors still waiting.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.experiment import Experiment, Job, expand
+from harness.store import ResultsStore
+
+LOG = logging.getLogger("tru")
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    total: int
+    skipped: int
+    done: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+@dataclass
+class _Slot:
+    """One actor and what it holds."""
+
+    actor: object
+    host: tuple
+    tasks: set = field(default_factory=set)
+
+
+def pending_jobs(experiment: Experiment, store: ResultsStore) -> tuple[list[Job], int]:
+    """Jobs whose record is not stored yet, and how many were skipped."""
+    jobs = expand(experiment)
+    stored = store.keys()
+    todo = [j for j in jobs if j.run_key not in stored]
+    return todo, len(jobs) - len(todo)
+
+
+def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = False, address: str | None = None,
+                   progress: bool = True) -> RunSummary:
+    """Run every job of ``experiment`` not yet stored in ``out``; see the module docstring."""
+    import ray
+    from tqdm import tqdm
+
+    from harness.cluster import connect, log_to
+
+    out = Path(out)
+    store = ResultsStore(out)
+    if store.files() and not resume:
+        raise UserError(f"{out}: already holds results; pass --resume to add the missing ones, or choose another --out")
+    todo, skipped = pending_jobs(experiment, store)
+    summary = RunSummary(out, total=len(todo) + skipped, skipped=skipped)
+    if not todo:
+        return summary
+    handler = log_to(out / "_logs")
+    started_ray = connect(experiment.ray, address)
+    start = time.perf_counter()
+    slots: list[_Slot] = []
+    try:
+        queues = collections.defaultdict(list)
+        for job in todo:
+            queues[job.host_key].append(job)
+        slots = _start_actors(experiment, queues)
+        inflight: dict = {}
+
+        def dispatch(slot: _Slot) -> None:
+            queue = queues[slot.host]
+            if not queue:
+                ray.kill(slot.actor)  # release its resources for actors still waiting
+                return
+            held_elsewhere = {t for s in slots if s is not slot and s.host == slot.host for t in s.tasks}
+            job = next((j for j in queue if j.task_key in slot.tasks), None) or next(
+                (j for j in queue if j.task_key not in held_elsewhere), queue[0])
+            queue.remove(job)
+            slot.tasks.add(job.task_key)
+            inflight[slot.actor.run.remote(job)] = (slot, job)
+
+        for slot in slots:
+            dispatch(slot)
+        with tqdm(total=len(todo), desc=experiment.name, unit="job", disable=not progress, dynamic_ncols=True) as bar:
+            while inflight:
+                ready, _ = ray.wait(list(inflight), num_returns=1)
+                slot, job = inflight.pop(ready[0])
+                try:
+                    record = ray.get(ready[0])
+                except ray.exceptions.RayActorError as exc:  # Ray's restarts and retries are used up
+                    record = _failed(job, experiment, f"actor died: {str(exc).splitlines()[0]}")
+                except ray.exceptions.RayTaskError as exc:
+                    record = _failed(job, experiment, str(exc).strip().splitlines()[-1])
+                store.append([record])
+                summary.done += 1
+                summary.errors += record["status"] != "ok"
+                LOG.info("%s %s %s %s: %s %s", job.run_key, job.host_key, job.regime.regime, job.method,
+                         record["status"], record.get("error") or "")
+                bar.update(1)
+                dispatch(slot)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        LOG.warning("interrupted after %d of %d jobs", summary.done, len(todo))
+    finally:
+        for slot in slots:
+            ray.kill(slot.actor)
+        if started_ray:
+            ray.shutdown()
+        summary.seconds = time.perf_counter() - start
+        LOG.info("run ended: %s", summary)
+        LOG.removeHandler(handler)
+        handler.close()
+    return summary
+
+
+def _start_actors(experiment: Experiment, queues: dict) -> list[_Slot]:
+    import ray
+
+    from harness.host import remote_host
+
+    resources = experiment.resources
+    gpus = resources.num_gpus
+    if gpus == "auto":
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    actor_class = remote_host(resources.num_cpus, gpus, resources.max_restarts)
+    slots = []
+    for (dataset, backbone, seed), jobs in queues.items():
+        for _ in range(min(resources.actors_per_model, len(jobs))):
+            actor = actor_class.remote(
+                dataset, backbone, seed, training=experiment.training, hparams=experiment.hparams.get(backbone, {}),
+                audit_size=experiment.audit_size, cache_dir=experiment.cache_dir, plugins=experiment.plugins,
+                num_threads=int(resources.num_cpus), use_gpu=gpus > 0, budget=experiment.budget.model_dump(),
+                experiment=experiment.name,
+            )
+            slots.append(_Slot(actor, (dataset, backbone, seed)))
+    LOG.info("started %d actors (num_cpus %s, num_gpus %s each)", len(slots), resources.num_cpus, gpus)
+    return slots
+
+
+def _failed(job: Job, experiment: Experiment, message: str) -> dict:
+    import json
+    from pathlib import Path as _Path
+
+    return {"run_key": job.run_key, "experiment": experiment.name, "dataset": _Path(job.dataset).name,
+            "backbone": job.backbone, "seed": job.seed, "regime": job.regime.regime,
+            "selection": job.regime.selection, "ratio": job.regime.ratio, "method": job.method,
+            "params": json.dumps(job.params, sort_keys=True), "status": "error", "error": message}
