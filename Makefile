@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/tru train --dataset ml100k --backbone mgcn --seed 0
+	$(VENV)/bin/tru run --resume
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -174,6 +174,26 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from harness.experiment import load_experiment
+    from tuning.sweep import run_sweep
+
+    experiment = load_experiment(args.experiment)
+    if args.sampler or args.objective:
+        settings = experiment.tune.model_copy(update={k: v for k, v in (("sampler", args.sampler),
+                                                                         ("objectives", args.objective)) if v})
+        experiment = experiment.model_copy(update={"tune": settings})
+    out = Path(args.out or Path("runs") / f"{experiment.name}-{args.method}")
+    summary = run_sweep(experiment, args.method, args.trials, out, resume=args.resume, address=args.address,
+                        progress=not args.quiet)
+    print(f"sweep {summary.sweep}: {summary.trials} trials stored ({summary.ran} run now); "
+          f"validation Pareto front: {len(summary.front)} configurations, re-evaluated on test in {summary.retested} jobs")
+    for row in summary.front.itertuples():
+        print(f"  {row.params}")
+    print(f"results: {out.resolve()}  (study: sqlite:///{out.resolve() / '_study.db'})")
+    return 0
+
+
 def _print_overview(out: Path) -> None:
     """Per dataset, backbone and regime: each method's mean retain / forget / audit / cost."""
     from harness.store import ResultsStore
@@ -249,6 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tune", help="multi-objective sweep of one method (Ray Tune + Optuna)")
+    p.add_argument("experiment", help="experiment TOML file (one dataset, backbone and regime)")
+    p.add_argument("--method", required=True)
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--out", help="results folder (default: runs/NAME-METHOD)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep stored in --out")
+    p.add_argument("--sampler", choices=["tpe", "nsga2"], help="overrides tune.sampler")
+    p.add_argument("--objective", action="append", help="objective name (repeat; overrides tune.objectives)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_tune)
     return parser
 
 

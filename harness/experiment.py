@@ -85,6 +85,17 @@ class RaySettings(_Strict):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (default: all)")
 
 
+class TuneSettings(_Strict):
+    """``[tune]``: how ``tru tune`` searches (see :mod:`tuning.sweep`)."""
+
+    objectives: list[str] = Field(["retain_valid_ndcg@20", "forget_recall@20"], min_length=1,
+                                  description="names from tuning.objectives.OBJECTIVES")
+    sampler: Literal["tpe", "nsga2"] = "tpe"
+    seed: int = Field(0, ge=0, description="the sampler's seed")
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per hyperparameter: low, high, log, choices or value")
+    retest_seeds: list[int] | None = Field(None, description="seeds of the test re-evaluation of the front (default: seeds)")
+
+
 class Experiment(_Strict):
     name: str = "experiment"
     datasets: list[str] = Field(min_length=1)
@@ -98,6 +109,7 @@ class Experiment(_Strict):
     audit_size: int = Field(2000, ge=10)
     resources: Resources = Resources()
     ray: RaySettings = RaySettings()
+    tune: TuneSettings = TuneSettings()
     plugins: list[str] = Field(default_factory=list, description="modules imported by the driver and every actor")
     cache_dir: str = ".cache/models"
 
@@ -128,6 +140,7 @@ class Job(BaseModel):
     method: str
     params: dict[str, Any]
     run_key: str
+    extra: dict[str, Any] = Field(default_factory=dict, description="fields added to the record (sweeps)")
 
     @property
     def host_key(self) -> tuple[str, str, int]:
@@ -202,29 +215,40 @@ def check_names(experiment: Experiment, path: Path) -> Experiment:
             METHODS.get(spec.name)(**spec.params)
         except UserError as exc:
             fail(f"methods[{i}]", exc)
+    from tuning.objectives import objectives
+
+    try:
+        objectives(experiment.tune.objectives)
+    except UserError as exc:
+        fail("tune.objectives", str(exc).removeprefix("tune.objectives: "))
     cache = Path(experiment.cache_dir)
     cache = cache if cache.is_absolute() else Path.cwd() / cache
     return experiment.model_copy(update={"datasets": datasets, "cache_dir": str(cache)})
 
 
-def expand(experiment: Experiment) -> list[Job]:
-    """The grid datasets x backbones x seeds x regimes x methods, in that order."""
+def make_job(experiment: Experiment, dataset: str, backbone: str, seed: int, regime: RegimeSpec, method: str,
+             params: dict, extra: dict | None = None) -> Job:
+    """A job whose ``run_key`` hashes everything its record depends on (and ``extra``,
+    the fields a sweep adds to the record)."""
     from harness.pipeline import CODE_VERSION
 
-    jobs = []
-    for dataset in experiment.datasets:
-        for backbone in experiment.backbones:
-            for seed in experiment.seeds:
-                for regime in experiment.regimes:
-                    for spec in experiment.method_specs():
-                        identity = {
-                            "dataset": dataset, "backbone": backbone, "seed": seed,
-                            "regime": regime.model_dump(), "method": spec.name, "params": spec.params,
-                            "training": experiment.training, "hparams": experiment.hparams.get(backbone, {}),
-                            "budget": experiment.budget.model_dump(), "audit_size": experiment.audit_size,
-                            "code": CODE_VERSION,
-                        }
-                        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
-                        jobs.append(Job(dataset=dataset, backbone=backbone, seed=seed, regime=regime,
-                                        method=spec.name, params=spec.params, run_key=key))
-    return jobs
+    identity = {
+        "dataset": dataset, "backbone": backbone, "seed": seed, "regime": regime.model_dump(), "method": method,
+        "params": params, "training": experiment.training, "hparams": experiment.hparams.get(backbone, {}),
+        "budget": experiment.budget.model_dump(), "audit_size": experiment.audit_size, "code": CODE_VERSION,
+    } | ({"extra": extra} if extra else {})
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    return Job(dataset=dataset, backbone=backbone, seed=seed, regime=regime, method=method, params=params,
+               run_key=key, extra=extra or {})
+
+
+def expand(experiment: Experiment, extra: dict | None = None) -> list[Job]:
+    """The grid datasets x backbones x seeds x regimes x methods, in that order."""
+    return [
+        make_job(experiment, dataset, backbone, seed, regime, spec.name, spec.params, extra)
+        for dataset in experiment.datasets
+        for backbone in experiment.backbones
+        for seed in experiment.seeds
+        for regime in experiment.regimes
+        for spec in experiment.method_specs()
+    ]

@@ -18,7 +18,7 @@ import socket
 
 import torch
 
-from harness.experiment import Job
+from harness.experiment import Job, RegimeSpec
 
 
 def _device(use_gpu: bool) -> torch.device:
@@ -59,6 +59,23 @@ class ModelHost:
         return {"pid": os.getpid(), "node": node, "device": str(self.device),
                 "threads": torch.get_num_threads(), "gpu_ids": gpu_ids}
 
+    def branches(self) -> list[str]:
+        """The parameter branches the backbone names (a sweep's per-branch dimensions)."""
+        from harness.pipeline import build_backbone
+
+        return list(build_backbone(self.backbone, self.dataset, self.seed, self.hparams).branches())
+
+    def warm(self, regime: RegimeSpec | None) -> None:
+        """Train into the model cache (or find there) the original (``regime`` None) or
+        the retrained reference of a forget task, so that hosts sharing a model can
+        train its references in parallel before the jobs need them."""
+        from harness.regimes import make_task
+        from harness.unlearning import train_reference
+
+        task = None if regime is None else make_task(self.dataset, regime.regime, regime.selection, regime.ratio, self.seed)
+        train_reference(self.dataset, self.backbone, self.seed, task, hparams=self.hparams,
+                        train_overrides=self.training, device=self.device, cache_dir=self.cache_dir, progress=False)
+
     def refs(self, job: Job):
         """The original and retrained references of ``job``'s forget task (kept)."""
         from harness.regimes import make_task
@@ -73,7 +90,7 @@ class ModelHost:
             )
         return self.references[job.task_key]
 
-    def run(self, job: Job, **extra) -> dict:
+    def run(self, job: Job) -> dict:
         """Run ``job``; the record carries its ``run_key``, device and node. A failure of
         the task or of the method becomes a ``status: error`` record."""
         from harness.unlearning import run_method
@@ -85,7 +102,7 @@ class ModelHost:
             record = run_method(self.refs(job), job.method, job.params, **self.budget)
         except Exception as exc:  # the task or the references failed: a record, not a crash
             record = identity | {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-        return record | extra | {"run_key": job.run_key, "experiment": self.experiment, "device": str(self.device),
+        return record | job.extra | {"run_key": job.run_key, "experiment": self.experiment, "device": str(self.device),
                                  "node": self.info()["node"], "restarted": _restarted()}
 
 
@@ -103,6 +120,26 @@ def _json(params: dict) -> str:
     import json
 
     return json.dumps(params, sort_keys=True)
+
+
+def start_hosts(experiment, dataset: str, backbone: str, seed: int, count: int) -> list:
+    """``count`` actors hosting (``dataset``, ``backbone``, ``seed``) with the experiment's
+    resources; ``num_gpus = "auto"`` asks for 1 GPU each when the cluster has GPUs."""
+    import ray
+
+    resources = experiment.resources
+    gpus = resources.num_gpus
+    if gpus == "auto":
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    actor_class = remote_host(resources.num_cpus, gpus, resources.max_restarts)
+    return [
+        actor_class.remote(dataset, backbone, seed, training=experiment.training,
+                           hparams=experiment.hparams.get(backbone, {}), audit_size=experiment.audit_size,
+                           cache_dir=experiment.cache_dir, plugins=experiment.plugins,
+                           num_threads=int(resources.num_cpus), use_gpu=gpus > 0,
+                           budget=experiment.budget.model_dump(), experiment=experiment.name)
+        for _ in range(count)
+    ]
 
 
 def remote_host(num_cpus: float, num_gpus: float, max_restarts: int):

@@ -3,7 +3,9 @@
 ``run_experiment`` expands the experiment into jobs, drops those whose ``run_key`` the
 store already holds (``resume``), starts ``actors_per_model`` actors per (dataset,
 backbone, seed) that still has work, and keeps each actor busy with one job at a time.
-A free actor takes, in order of preference, a job of a forget task it already holds (its
+When several actors host one model, they first train its original and the retrained
+reference of each forget task side by side into the model cache (``warm``); then a free
+actor takes, in order of preference, a job of a forget task it already holds (its
 references are in memory), a task no other actor of its model holds, any job. Each
 finished record is written at once (one store file per record).
 
@@ -50,17 +52,18 @@ class _Slot:
     tasks: set = field(default_factory=set)
 
 
-def pending_jobs(experiment: Experiment, store: ResultsStore) -> tuple[list[Job], int]:
+def pending_jobs(experiment: Experiment, store: ResultsStore, extra: dict | None = None) -> tuple[list[Job], int]:
     """Jobs whose record is not stored yet, and how many were skipped."""
-    jobs = expand(experiment)
+    jobs = expand(experiment, extra)
     stored = store.keys()
     todo = [j for j in jobs if j.run_key not in stored]
     return todo, len(jobs) - len(todo)
 
 
 def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = False, address: str | None = None,
-                   progress: bool = True) -> RunSummary:
-    """Run every job of ``experiment`` not yet stored in ``out``; see the module docstring."""
+                   progress: bool = True, extra: dict | None = None) -> RunSummary:
+    """Run every job of ``experiment`` not yet stored in ``out``; see the module docstring.
+    ``extra``: fields added to every record (and to its ``run_key``)."""
     import ray
     from tqdm import tqdm
 
@@ -70,7 +73,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     store = ResultsStore(out)
     if store.files() and not resume:
         raise UserError(f"{out}: already holds results; pass --resume to add the missing ones, or choose another --out")
-    todo, skipped = pending_jobs(experiment, store)
+    todo, skipped = pending_jobs(experiment, store, extra)
     summary = RunSummary(out, total=len(todo) + skipped, skipped=skipped)
     if not todo:
         return summary
@@ -83,10 +86,15 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
         for job in todo:
             queues[job.host_key].append(job)
         slots = _start_actors(experiment, queues)
+        warmups = {host: [None] + list({j.task_key: j.regime for j in jobs}.values())
+                   for host, jobs in queues.items() if sum(s.host == host for s in slots) > 1}
         inflight: dict = {}
 
         def dispatch(slot: _Slot) -> None:
             queue = queues[slot.host]
+            if warmups.get(slot.host):  # hosts sharing a model first train its references side by side
+                inflight[slot.actor.warm.remote(warmups[slot.host].pop(0))] = (slot, None)
+                return
             if not queue:
                 ray.kill(slot.actor)  # release its resources for actors still waiting
                 return
@@ -103,6 +111,9 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
                 slot, job = inflight.pop(ready[0])
+                if job is None:  # a warm-up (not read: a failure shows again in the jobs needing it)
+                    dispatch(slot)
+                    continue
                 try:
                     record = ray.get(ready[0])
                 except ray.exceptions.RayActorError as exc:  # Ray's restarts and retries are used up
@@ -132,26 +143,14 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
 
 
 def _start_actors(experiment: Experiment, queues: dict) -> list[_Slot]:
-    import ray
+    from harness.host import start_hosts
 
-    from harness.host import remote_host
-
-    resources = experiment.resources
-    gpus = resources.num_gpus
-    if gpus == "auto":
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-    actor_class = remote_host(resources.num_cpus, gpus, resources.max_restarts)
-    slots = []
-    for (dataset, backbone, seed), jobs in queues.items():
-        for _ in range(min(resources.actors_per_model, len(jobs))):
-            actor = actor_class.remote(
-                dataset, backbone, seed, training=experiment.training, hparams=experiment.hparams.get(backbone, {}),
-                audit_size=experiment.audit_size, cache_dir=experiment.cache_dir, plugins=experiment.plugins,
-                num_threads=int(resources.num_cpus), use_gpu=gpus > 0, budget=experiment.budget.model_dump(),
-                experiment=experiment.name,
-            )
-            slots.append(_Slot(actor, (dataset, backbone, seed)))
-    LOG.info("started %d actors (num_cpus %s, num_gpus %s each)", len(slots), resources.num_cpus, gpus)
+    slots = [
+        _Slot(actor, host)
+        for host, jobs in queues.items()
+        for actor in start_hosts(experiment, *host, min(experiment.resources.actors_per_model, len(jobs)))
+    ]
+    LOG.info("started %d actors (%s each)", len(slots), experiment.resources)
     return slots
 
 
@@ -162,4 +161,4 @@ def _failed(job: Job, experiment: Experiment, message: str) -> dict:
     return {"run_key": job.run_key, "experiment": experiment.name, "dataset": _Path(job.dataset).name,
             "backbone": job.backbone, "seed": job.seed, "regime": job.regime.regime,
             "selection": job.regime.selection, "ratio": job.regime.ratio, "method": job.method,
-            "params": json.dumps(job.params, sort_keys=True), "status": "error", "error": message}
+            "params": json.dumps(job.params, sort_keys=True), "status": "error", "error": message} | job.extra

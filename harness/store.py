@@ -6,6 +6,9 @@ crash never leaves a partial file and ``pandas.read_parquet(DIR)`` reads every r
 such as ``_logs/`` and ``_experiment.toml``, under such names). Every file has the one
 schema :data:`SCHEMA`, so columns never go missing between batches; a record's absent
 fields are null. Records are keyed by ``run_key`` (see :mod:`harness.experiment`).
+Sweeps add ``sweep``, ``trial_id``, ``config`` (the sampled dimensions, JSON) and
+``split``: ``valid`` for a trial (chosen on validation figures), ``test`` for the
+re-evaluation of the validation Pareto front; plain runs leave them null.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ _REFERENCES = [f"{who}_{m}" for who in ("original", "retrain") for m in
 
 SCHEMA = pa.schema(
     [("run_key", pa.string()), ("experiment", pa.string()), ("sweep", pa.string()), ("trial_id", pa.string()),
-     ("split", pa.string()),
+     ("split", pa.string()), ("config", pa.string()),
      ("dataset", pa.string()), ("backbone", pa.string()), ("seed", pa.int64()), ("regime", pa.string()),
      ("selection", pa.string()), ("ratio", pa.float64()), ("method", pa.string()), ("params", pa.string()),
      ("status", pa.string()), ("error", pa.string())]

@@ -115,13 +115,22 @@ def retained_valid(dataset: Dataset, task: ForgetTask) -> np.ndarray:
     return dataset.valid[~np.isin(dataset.valid[:, 0], task.removed_users)]
 
 
+def train_reference(dataset, backbone, seed, task: ForgetTask | None = None, **kwargs):
+    """The original model (``task`` None) or the model retrained from scratch on the
+    task's ``D_r``, early-stopped on the remaining users' validation pairs (cached;
+    ``kwargs`` go to :func:`harness.pipeline.train_backbone`)."""
+    if task is None:
+        return train_backbone(dataset, backbone, seed, **kwargs)
+    return train_backbone(dataset, backbone, seed, train_pairs=task.retain, valid_pairs=retained_valid(dataset, task),
+                          **kwargs)
+
+
 def prepare(dataset, backbone, task, seed, hparams=None, train_overrides=None, cache_dir=None,
             device=None, progress=True, audit_size=2000) -> References:
     """Train/load the original and the retrained reference and measure both."""
     kwargs = dict(hparams=hparams, train_overrides=train_overrides, device=device, cache_dir=cache_dir, progress=progress)
-    original = train_backbone(dataset, backbone, seed, **kwargs)
-    retrained = train_backbone(dataset, backbone, seed, train_pairs=task.retain,
-                               valid_pairs=retained_valid(dataset, task), **kwargs)
+    original = train_reference(dataset, backbone, seed, **kwargs)
+    retrained = train_reference(dataset, backbone, seed, task, **kwargs)
     sample = audit_sample(dataset, task, audit_size, seed)
     full = UserItemGraph(torch.from_numpy(dataset.train), dataset.n_users, dataset.n_items)
     return References(

@@ -28,7 +28,11 @@ METHODS = Registry("method", "tru.methods")
 
 @dataclass(frozen=True)
 class HyperParameter:
-    """A declared hyperparameter: type, default and search range ``[low, high]``."""
+    """A declared hyperparameter: type, default and search range ``[low, high]``.
+
+    ``per_branch``: a JSON object ``{"branch": value}`` (a ``str``) with one number per
+    branch the backbone names; ``[low, high]`` is then the range of each value, and a
+    sweep searches one dimension per branch (see :mod:`tuning.space`)."""
 
     name: str
     kind: type
@@ -37,12 +41,15 @@ class HyperParameter:
     high: float | None = None
     log: bool = False
     doc: str = ""
+    per_branch: bool = False
 
     def validate(self, method: str, value):
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, self.kind) or (self.kind is int and isinstance(value, bool)):
             raise UserError(f"method '{method}': hyperparameter '{self.name}' must be {self.kind.__name__}, got {value!r}")
+        if self.per_branch:
+            return value  # the method parses and checks its JSON
         if self.low is not None and value < self.low or self.high is not None and value > self.high:
             raise UserError(
                 f"method '{method}': hyperparameter '{self.name}'={value} outside [{self.low}, {self.high}]"
@@ -50,7 +57,8 @@ class HyperParameter:
         return value
 
     def describe(self) -> dict:
-        return {"type": self.kind.__name__, "default": self.default, "low": self.low, "high": self.high, "log": self.log}
+        return {"type": self.kind.__name__, "default": self.default, "low": self.low, "high": self.high, "log": self.log,
+                "per_branch": self.per_branch}
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class UnlearningMethod:
 
     name: ClassVar[str] = ""
     hyperparameters: ClassVar[tuple[HyperParameter, ...]] = ()
+    #: names searched by default in a sweep (None: every hyperparameter with a range)
+    tuned: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **params):
         declared = {h.name: h for h in self.hyperparameters}

@@ -49,7 +49,7 @@ def check_method(method_cls: type[UnlearningMethod], backbone: str = "lightgcn",
     assert method_cls.name, "register the method (METHODS.register) so it has a name"
     for h in method_cls.hyperparameters:
         assert h.name and h.kind in (int, float, bool, str), f"hyperparameter {h.name!r}: bad type"
-        if h.low is not None and h.high is not None:
+        if h.low is not None and h.high is not None and not h.per_branch:
             assert h.low <= h.default <= h.high, f"hyperparameter {h.name!r}: default outside its range"
     try:
         method_cls(__no_such_parameter__=1)

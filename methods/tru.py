@@ -87,16 +87,18 @@ class TRU(MMRecUn):
         HyperParameter("gate_temperature", float, 0.05, 0.005, 0.5, log=True, doc="T, percentile units"),
         HyperParameter("gate_margin", float, 0.0, -1.0, 2.0, doc="m, standard units"),
         HyperParameter("stop_tolerance", float, 0.01, 0.0, 0.2, doc="stop at this mean excess over p*"),
-        HyperParameter("modality_scales", str, "{}", doc='JSON {"branch": s_b}; missing branches 1'),
+        HyperParameter("modality_scales", str, "{}", 0.25, 4.0, log=True, per_branch=True,
+                       doc='JSON {"branch": s_b}; missing branches 1'),
         HyperParameter("scale_power", float, 0.5, 0.0, 2.0, doc="beta"),
         HyperParameter("alpha_min", float, 0.1, 0.0, 1.0),
         HyperParameter("alpha_max", float, 10.0, 1.0, 100.0),
         HyperParameter("layer_budget", float, 0.02, 0.001, 1.0, doc="rho, share of total capacity"),
         HyperParameter("probe_size", int, 32, 4, 512, doc="pairs per Fisher probe set"),
         HyperParameter("lr", float, 1e-2, 1e-5, 1e-1, log=True, doc="Adam step size"),
-        HyperParameter("max_epochs", int, 10, 1, 200),
+        HyperParameter("max_epochs", int, 10, 1, 20, doc="passes over D_f (capped by the shared budget)"),
         LAMBDA_F,
     )
+    tuned = ("gate_strength", "modality_scales", "layer_budget", "lr", "max_epochs", "lambda_f")
 
     def __init__(self, **params):
         super().__init__(**params)

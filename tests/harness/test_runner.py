@@ -17,7 +17,7 @@ FAULTS = '[{name = "graph_edit"}, {name = "fault-raise"}, {name = "fault-crash-o
 
 
 def test_run_then_resume_skips_exactly_what_is_stored(ray_local, experiment_file, tmp_path):
-    exp = load_experiment(experiment_file())
+    exp = load_experiment(experiment_file(resources="{actors_per_model = 2, num_cpus = 1, num_gpus = 0}"))
     out = tmp_path / "out"
     summary = run_experiment(exp, out, progress=False)
     assert (summary.total, summary.done, summary.errors, summary.skipped) == (4, 4, 0, 0)

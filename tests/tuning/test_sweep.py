@@ -1,0 +1,92 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.errors import UserError
+from harness.experiment import load_experiment
+from harness.store import ResultsStore
+from reports.pareto import pareto_mask
+from tuning.objectives import objectives
+from tuning.sweep import front_of, run_sweep, trial_records
+
+ONE_CELL = {"regimes": '[{regime = "user", ratio = 0.2}]', "methods": '[{name = "mmrecun"}]',
+            "resources": "{actors_per_model = 2, num_cpus = 1, num_gpus = 0}"}
+
+
+def test_six_trial_two_objective_sweep_and_its_front(ray_local, experiment_file, tmp_path):
+    exp = load_experiment(experiment_file(**ONE_CELL, seeds="[0, 1]"))
+    out = tmp_path / "out"
+    summary = run_sweep(exp, "tru", 6, out, progress=False)
+    records = trial_records(ResultsStore(out), summary.sweep)
+    assert summary.trials == summary.ran == 6 and len(records) == 6 and records["trial_id"].is_unique
+    assert set(records["status"]) == {"ok"}
+    sampled = [json.loads(c) for c in records["config"]]
+    assert all({"gate_strength", "layer_budget", "lr", "max_epochs", "lambda_f"} <= set(c) for c in sampled)
+    assert all(any(k.startswith("modality_scales.") for k in c) for c in sampled)  # one dimension per branch
+    assert len({json.dumps(c, sort_keys=True) for c in sampled}) == 6
+
+    objs = objectives(["retain_valid_ndcg@20", "forget_recall@20"])
+    values = records[["retain_valid_ndcg@20", "forget_recall@20"]].to_numpy()
+    expected = set(records.loc[pareto_mask(values, [True, False]), "trial_id"])
+    assert len(expected) >= 1 and set(summary.front["trial_id"]) == expected == set(front_of(records, objs)["trial_id"])
+
+    frame = pd.read_parquet(out)
+    retest = frame[(frame["sweep"] == summary.sweep) & (frame["split"] == "test")]
+    assert summary.retested == len(retest) == 2 * summary.front["params"].nunique()  # front x seeds 0, 1
+    assert set(retest["params"]) == set(summary.front["params"]) and set(retest["seed"]) == {0, 1}
+
+    import optuna
+
+    study = optuna.load_study(study_name=summary.sweep, storage=f"sqlite:///{out / '_study.db'}")
+    assert len(study.directions) == 2  # really multi-objective
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 6
+
+
+def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_path):
+    exp = load_experiment(experiment_file(**ONE_CELL))
+    summary = run_sweep(exp, "mmrecun", 3, tmp_path / "out", progress=False)
+    records = trial_records(ResultsStore(tmp_path / "out"), summary.sweep)
+    assert len(records) == 3 and set(records["method"]) == {"mmrecun"}
+    assert all(set(json.loads(c)) == {"lr", "lambda_f"} for c in records["config"])
+    assert len(summary.front) >= 1
+
+
+def test_sweep_configuration_errors(experiment_file, tmp_path):
+    exp = load_experiment(experiment_file())  # two regimes
+    with pytest.raises(UserError, match="must name one of regimes"):
+        run_sweep(exp, "tru", 3, tmp_path / "a")
+    exp = load_experiment(experiment_file(**ONE_CELL))
+    with pytest.raises(UserError, match="unknown method"):
+        run_sweep(exp, "nope", 3, tmp_path / "b")
+    with pytest.raises(UserError, match="tune.objectives: unknown objective 'speed'"):
+        load_experiment(experiment_file(**ONE_CELL, tune='{objectives = ["speed"]}'))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_resume_after_the_driver_is_killed_runs_exactly_n_trials(experiment_file, tmp_path):
+    path = experiment_file(**(ONE_CELL | {"resources": "{actors_per_model = 1, num_cpus = 1, num_gpus = 0}"}))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "harness.cli", "tune", str(path), "--method", "mmrecun", "--trials", "6",
+               "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 180
+    while len(ResultsStore(out).files()) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = len(trial_records(ResultsStore(out), "exp-mmrecun"))
+    assert 2 <= kept < 6
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    records = trial_records(ResultsStore(out), "exp-mmrecun")
+    assert len(records) == 6 and records["trial_id"].is_unique
+    assert records["config"].nunique() == 6  # no configuration repeated

@@ -1,0 +1,199 @@
+"""Multi-objective sweeps: Ray Tune + Optuna over a method's hyperparameters.
+
+``run_sweep(experiment, method, trials, out)``:
+
+1. starts ``actors_per_model`` model hosts for the experiment's one dataset, backbone
+   and regime at its first seed (data and references loaded once, not per trial);
+2. searches with ``OptunaSearch`` given the list of objectives and the list of modes
+   (metric and mode are *not* set in ``TuneConfig``, which would make it
+   single-objective), a seeded TPE or NSGA-II sampler, and the study in SQLite
+   (``DIR/_study.db``, so ``optuna-dashboard sqlite:///DIR/_study.db`` opens it);
+3. stores every trial as a record (``sweep``, ``trial_id``, ``split = "valid"``,
+   ``config``) the moment it reports, from the driver;
+4. takes the validation Pareto front of the sweep's records and re-evaluates those
+   configurations as ordinary jobs over ``retest_seeds`` (``split = "test"``): the
+   front is chosen on validation figures only, the test figures are only reported.
+
+Resume (``--resume`` after the driver was killed): trials the study still shows as
+running are marked failed; trials stored as records but not completed in the study are
+told to it; the search runs ``trials - stored`` more, so the sweep ends with exactly
+``trials`` trial records, none repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ray import tune
+
+from harness.errors import UserError
+from harness.experiment import Experiment, MethodSpec
+from harness.store import ResultsStore
+from reports.pareto import pareto_mask
+from tuning.objectives import Objective, objectives
+
+LOG = logging.getLogger("tru")
+
+
+@dataclass
+class SweepSummary:
+    sweep: str
+    trials: int
+    ran: int
+    front: pd.DataFrame
+    retested: int
+
+
+def sweep_name(experiment: Experiment, method: str) -> str:
+    return f"{experiment.name}-{method}"
+
+
+def trial_records(store: ResultsStore, sweep: str) -> pd.DataFrame:
+    frame = store.read()
+    return frame[(frame["sweep"] == sweep) & (frame["split"] == "valid")].reset_index(drop=True)
+
+
+def front_of(records: pd.DataFrame, objs: list[Objective]) -> pd.DataFrame:
+    """The records on the validation Pareto front of ``objs`` (errors never are)."""
+    ok = records[records["status"] == "ok"]
+    if ok.empty:
+        return ok
+    values = np.array([[o.value(row) for o in objs] for row in ok.to_dict("records")])
+    return ok[pareto_mask(values, [o.mode == "max" for o in objs])]
+
+
+def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path, *, resume: bool = False,
+              address: str | None = None, progress: bool = True, retest: bool = True) -> SweepSummary:
+    import ray
+
+    from harness.cluster import connect, log_to
+    from methods import METHODS
+    from tuning.space import search_space
+
+    for key in ("datasets", "backbones", "regimes"):
+        if len(getattr(experiment, key)) != 1:
+            raise UserError(f"tru tune: the experiment must name one of {key} (it names {len(getattr(experiment, key))})")
+    if trials < 1:
+        raise UserError(f"--trials {trials}: must be >= 1")
+    method_cls = METHODS.get(method)
+    settings = experiment.tune
+    objs = objectives(settings.objectives)
+    out = Path(out).resolve()
+    store = ResultsStore(out)
+    sweep = sweep_name(experiment, method)
+    if store.files() and not resume:
+        raise UserError(f"{out}: already holds results; pass --resume to continue the sweep, or choose another --out")
+    done = trial_records(store, sweep)
+    search_space(method_cls, [], settings.space)  # a bad override fails before any work
+    handler = log_to(out / "_logs")
+    started_ray = connect(experiment.ray, address)
+    try:
+        return _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress, retest)
+    finally:
+        if started_ray:
+            ray.shutdown()
+        LOG.removeHandler(handler)
+        handler.close()
+
+
+def _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress, retest):
+    import optuna
+    import ray
+    from optuna.samplers import NSGAIISampler, TPESampler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from harness.host import start_hosts
+    from harness.runner import run_experiment
+    from methods import METHODS
+    from tuning.space import search_space
+    from tuning.trainable import HostPool, run_trial
+
+    settings = experiment.tune
+    dataset, backbone, regime, seed = experiment.datasets[0], experiment.backbones[0], experiment.regimes[0], experiment.seeds[0]
+    hosts = []
+    try:
+        hosts = start_hosts(experiment, dataset, backbone, seed, experiment.resources.actors_per_model)
+        space, fixed = search_space(METHODS.get(method), ray.get(hosts[0].branches.remote()), settings.space)
+        storage = optuna.storages.RDBStorage(f"sqlite:///{out / '_study.db'}")
+        _reconcile(storage, sweep, done, space, objs)
+        remaining = trials - len(done)
+        LOG.info("sweep %s: %d trials stored, %d to run; space %s", sweep, len(done), remaining, sorted(space))
+        if remaining > 0:
+            sampler_cls = TPESampler if settings.sampler == "tpe" else NSGAIISampler
+            searcher = OptunaSearch(
+                space, metric=[o.name for o in objs], mode=[o.mode for o in objs],
+                sampler=sampler_cls(seed=settings.seed + len(done)), study_name=sweep, storage=storage,
+            )
+            trainable = tune.with_parameters(
+                run_trial, pool=HostPool.remote(len(hosts)), hosts=hosts, experiment=experiment, dataset=dataset,
+                backbone=backbone, seed=seed, regime=regime, method=method, fixed=fixed,
+                objective_names=settings.objectives, sweep=sweep,
+            )
+            tuner = tune.Tuner(
+                tune.with_resources(trainable, {"cpu": 0, "memory": 64 * 2**20}),  # the work runs on the hosts
+                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
+                                            max_concurrent_trials=len(hosts)),
+                run_config=tune.RunConfig(name=sweep, storage_path=str(out / "_tune"), verbose=0,
+                                          callbacks=[_StoreWriter(store)],
+                                          progress_reporter=None if progress else _Silent()),
+            )
+            tuner.fit()
+    finally:
+        for host in hosts:
+            ray.kill(host)
+    records = trial_records(store, sweep)
+    front = front_of(records, objs)
+    retested = 0
+    if retest and not front.empty:
+        specs = [MethodSpec(name=method, params=json.loads(p)) for p in front["params"].drop_duplicates()]
+        derived = experiment.model_copy(update={"methods": specs, "seeds": settings.retest_seeds or experiment.seeds})
+        retested = run_experiment(derived, out, resume=True, address=address, progress=progress,
+                                  extra={"sweep": sweep, "split": "test"}).done
+    return SweepSummary(sweep, len(records), len(records) - len(done), front, retested)
+
+
+def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[Objective]) -> None:
+    """Make the study agree with the stored trial records (after a killed driver)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=sweep, storage=storage)
+    except KeyError:
+        study = optuna.create_study(study_name=sweep, storage=storage, directions=[
+            "maximize" if o.mode == "max" else "minimize" for o in objs])
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    told = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    for row in done[done["status"] == "ok"].to_dict("records"):
+        config = json.loads(row["config"])
+        if json.dumps(config, sort_keys=True) in told:
+            continue
+        values = [o.value(row) for o in objs]
+        if any(math.isnan(v) for v in values) or set(config) != set(space):
+            continue
+        study.add_trial(optuna.trial.create_trial(params=config, distributions=space, values=values))
+
+
+class _StoreWriter(tune.Callback):
+    """Driver side: store each trial's record the moment it reports."""
+
+    def __init__(self, store: ResultsStore):
+        self.store = store
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.store.append([json.loads(result["record"])])
+
+
+class _Silent(tune.ProgressReporter):
+    def should_report(self, trials, done=False):
+        return False
+
+    def report(self, trials, done, *sys_info):
+        pass
