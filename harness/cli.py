@@ -171,6 +171,18 @@ def cmd_run(args) -> int:
           f"in {summary.seconds:.0f} s")
     _print_overview(out)
     print(f"results: {out.resolve()}  (pandas.read_parquet({str(out)!r}); log: {out / '_logs' / 'run.log'})")
+    if summary.total > summary.errors:
+        from reports.page import write_report
+
+        print(f"report: {write_report(out).resolve()}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from reports.page import write_report
+
+    path = write_report(args.results, args.output, args.png)
+    print(f"report: {path.resolve()}")
     return 0
 
 
@@ -191,6 +203,9 @@ def cmd_tune(args) -> int:
     for row in summary.front.itertuples():
         print(f"  {row.params}")
     print(f"results: {out.resolve()}  (study: sqlite:///{out.resolve() / '_study.db'})")
+    from reports.page import write_report
+
+    print(f"report: {write_report(out).resolve()}")
     return 0
 
 
@@ -281,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("report", help="write the HTML report of a results folder")
+    p.add_argument("results", help="results folder (of tru run or tru tune)")
+    p.add_argument("-o", "--output", help="HTML file (default: RESULTS/_report.html)")
+    p.add_argument("--png", help="also write one PNG per figure into this folder (needs Chromium)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 
 _METRICS = [f"{split}_{m}@{k}" for split in ("retain_valid", "retain_test", "forget") for m in ("ndcg", "recall") for k in (10, 20)]
 _REFERENCES = [f"{who}_{m}" for who in ("original", "retrain") for m in
-               ("forget_ndcg@10", "forget_ndcg@20", "forget_recall@10", "forget_recall@20", "item_exposure@20")]
+               ("forget_ndcg@10", "forget_ndcg@20", "forget_recall@10", "forget_recall@20", "item_exposure@20",
+                "retain_test_ndcg@20", "retain_test_recall@20")]
 
 SCHEMA = pa.schema(
     [("run_key", pa.string()), ("experiment", pa.string()), ("sweep", pa.string()), ("trial_id", pa.string()),

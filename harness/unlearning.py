@@ -180,7 +180,7 @@ def run_method(refs: References, method: str, params: dict | None = None, epochs
         record |= m.metrics
         for prefix, ref in (("original", refs.original_measure), ("retrain", refs.retrain_measure)):
             for key, value in ref.metrics.items():
-                if key.startswith("forget_") or key == "item_exposure@20":
+                if key.startswith("forget_") or key in ("item_exposure@20", "retain_test_ndcg@20", "retain_test_recall@20"):
                     record[f"{prefix}_{key}"] = value
         record["agreement@20"] = agreement(m.top, refs.retrain_measure.top, task.retained_users())
         record["mia_auc"] = m.mia_auc

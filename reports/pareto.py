@@ -22,3 +22,30 @@ def pareto_mask(values: np.ndarray, maximize: list[bool]) -> np.ndarray:
     strictly = (signed[:, None, :] > signed[None, :, :]).any(axis=2)
     dominates = better_eq & strictly & finite[:, None] & finite[None, :]
     return finite & ~dominates.any(axis=0)
+
+
+#: the reference point of every hypervolume in the reports: test NDCG@20 = 0 (worst
+#: retained quality) and forget Recall@20 = 1 (nothing forgotten), the same for all methods
+REFERENCE = (0.0, 1.0)
+
+
+def hypervolume_2d(points: np.ndarray, maximize: tuple[bool, bool] = (True, False),
+                   reference: tuple[float, float] = REFERENCE) -> float:
+    """Area dominated by ``points`` ``[n, 2]`` and bounded by ``reference``.
+
+    Each objective is turned into a gain over the reference (``x - ref`` when maximised,
+    ``ref - x`` when minimised); points without a positive gain on both add nothing.
+    Sorting by the first gain, descending, the area is ``sum_i a_i * max(0, b_i - b*)``
+    with ``b*`` the largest second gain seen so far.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    points = points[~np.isnan(points).any(axis=1)]
+    sign = np.where(maximize, 1.0, -1.0)
+    gains = (points - np.asarray(reference)) * sign
+    gains = gains[(gains > 0).all(axis=1)]
+    area, best = 0.0, 0.0
+    for a, b in gains[np.argsort(-gains[:, 0], kind="stable")]:
+        if b > best:
+            area += a * (b - best)
+            best = b
+    return float(area)
