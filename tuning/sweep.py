@@ -22,9 +22,11 @@ told to it; the search runs ``trials - stored`` more, so the sweep ends with exa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,12 +140,14 @@ def _search_and_retest(experiment, method, trials, out, store, sweep, done, objs
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 0, "memory": 64 * 2**20}),  # the work runs on the hosts
                 tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
-                                            max_concurrent_trials=len(hosts)),
+                                            max_concurrent_trials=len(hosts), reuse_actors=True),
                 run_config=tune.RunConfig(name=sweep, storage_path=str(out / "_tune"), verbose=0,
                                           callbacks=[_StoreWriter(store)],
                                           progress_reporter=None if progress else _Silent()),
             )
-            tuner.fit()
+            quiet = {} if progress else {"RAY_AIR_NEW_OUTPUT": "0"}  # the new output prints even at verbose=0
+            with _environ(quiet):
+                tuner.fit()
     finally:
         for host in hosts:
             ray.kill(host)
@@ -179,6 +183,17 @@ def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[
         if any(math.isnan(v) for v in values) or set(config) != set(space):
             continue
         study.add_trial(optuna.trial.create_trial(params=config, distributions=space, values=values))
+
+
+@contextlib.contextmanager
+def _environ(values: dict):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
 class _StoreWriter(tune.Callback):
