@@ -5,7 +5,8 @@ no dashboard unless asked, usage statistics off, token authentication off for a 
 Ray unless the environment says otherwise (``RAY_AUTH_MODE``), an object store of
 ``object_store_mb`` (records are small; models never travel through it), worker output
 kept out of the terminal. The run's log (``_logs/run.log`` in the run folder) names
-Ray's session folder, where the actors' own logs are.
+Ray's session folder; when the run started that Ray itself, the workers' (actors')
+non-empty output is copied to ``_logs/ray/`` before it shuts down.
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ def session_dir() -> str:
         return worker._global_node.get_session_dir_path()
     except Exception:  # a private API; the path is informative only
         return "unknown"
+
+
+def keep_worker_logs(folder: Path) -> int:
+    """Copy the non-empty output of this session's Ray workers (actors included) into
+    ``folder`` (call before shutting down a local Ray); returns how many files."""
+    import shutil
+
+    logs = Path(session_dir()) / "logs"
+    if not logs.is_dir():
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = 0
+    for path in logs.glob("worker-*"):
+        if path.suffix in (".out", ".err") and path.stat().st_size > 0:
+            shutil.copyfile(path, folder / path.name)
+            kept += 1
+    return kept
 
 
 def log_to(folder: Path) -> logging.Handler:

@@ -67,7 +67,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     import ray
     from tqdm import tqdm
 
-    from harness.cluster import connect, log_to
+    from harness.cluster import connect, keep_worker_logs, log_to
 
     out = Path(out)
     store = ResultsStore(out)
@@ -134,6 +134,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
         for slot in slots:
             ray.kill(slot.actor)
         if started_ray:
+            keep_worker_logs(out / "_logs" / "ray")
             ray.shutdown()
         summary.seconds = time.perf_counter() - start
         LOG.info("run ended: %s", summary)

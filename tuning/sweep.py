@@ -74,7 +74,7 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
               address: str | None = None, progress: bool = True, retest: bool = True) -> SweepSummary:
     import ray
 
-    from harness.cluster import connect, log_to
+    from harness.cluster import connect, keep_worker_logs, log_to
     from methods import METHODS
     from tuning.space import search_space
 
@@ -99,6 +99,7 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
         return _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress, retest)
     finally:
         if started_ray:
+            keep_worker_logs(out / "_logs" / "ray")
             ray.shutdown()
         LOG.removeHandler(handler)
         handler.close()

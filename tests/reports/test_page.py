@@ -69,3 +69,11 @@ def test_page_loads_in_headless_chromium_without_console_errors(store_folder):
         browser.close()
     assert errors == []
     assert plots == 2 and tables == 2  # one figure and one table per (dataset, backbone, regime)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (make test installs Debian's chromium when it can)")
+def test_png_images_through_kaleido(store_folder, tmp_path):
+    write_report(store_folder, tmp_path / "r.html", png_folder=tmp_path / "png")
+    images = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert images == ["00-tiny-lightgcn-user.png", "01-tiny-lightgcn-item.png"]
+    assert all((tmp_path / "png" / name).read_bytes()[:4] == b"\x89PNG" for name in images)
