@@ -14,6 +14,9 @@
    configurations as ordinary jobs over ``retest_seeds`` (``split = "test"``): the
    front is chosen on validation figures only, the test figures are only reported.
 
+Sweeps of several methods may share one folder (and so one report and one study file);
+a folder that already holds this sweep needs ``--resume``.
+
 Resume (``--resume`` after the driver was killed): trials the study still shows as
 running are marked failed; trials stored as records but not completed in the study are
 told to it; the search runs ``trials - stored`` more, so the sweep ends with exactly
@@ -89,9 +92,9 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
     out = Path(out).resolve()
     store = ResultsStore(out)
     sweep = sweep_name(experiment, method)
-    if store.files() and not resume:
-        raise UserError(f"{out}: already holds results; pass --resume to continue the sweep, or choose another --out")
     done = trial_records(store, sweep)
+    if len(done) and not resume:
+        raise UserError(f"{out}: already holds sweep '{sweep}'; pass --resume to continue it, or choose another --out")
     search_space(method_cls, [], settings.space)  # a bad override fails before any work
     handler = log_to(out / "_logs")
     started_ray = connect(experiment.ray, address)
