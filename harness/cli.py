@@ -200,8 +200,10 @@ def cmd_tune(args) -> int:
                         progress=not args.quiet)
     print(f"sweep {summary.sweep}: {summary.trials} trials stored ({summary.ran} run now); "
           f"validation Pareto front: {len(summary.front)} configurations, re-evaluated on test in {summary.retested} jobs")
-    for row in summary.front.itertuples():
-        print(f"  {row.params}")
+    names = experiment.tune.objectives
+    for row in summary.front.to_dict("records"):
+        values = ", ".join(f"{n} {row[n]:.4f}" if n in row else n for n in names)
+        print(f"  trial {row['trial_id']}: {values}; {row['config']}")
     print(f"results: {out.resolve()}  (study: sqlite:///{out.resolve() / '_study.db'})")
     from reports.page import write_report
 
@@ -210,22 +212,23 @@ def cmd_tune(args) -> int:
 
 
 def _print_overview(out: Path) -> None:
-    """Per dataset, backbone and regime: each method's mean retain / forget / audit / cost."""
+    """Per dataset, backbone and regime: each configuration's mean figures over seeds
+    (plain runs and re-tested sweep fronts, as in the report)."""
     from harness.store import ResultsStore
+    from reports.tables import CELL, method_table, tidy
 
     frame = ResultsStore(out).read()
-    ok = frame[frame["status"] == "ok"]
     for error in frame.loc[frame["status"] != "ok", ["method", "regime", "error"]].itertuples():
         print(f"error: {error.method} ({error.regime}): {error.error}")
-    if ok.empty:
+    records = tidy(frame)
+    table = method_table(records) if not records.empty else records
+    if table.empty:
         return
-    columns = {"retain_test_ndcg@20": "test N@20", "forget_recall@20": "forget R@20", "mia_auc": "mia_auc",
-               "agreement@20": "agree@20", "unlearn_seconds": "unlearn s"}
-    for (dataset, backbone, regime), group in ok.groupby(["dataset", "backbone", "regime"], sort=False):
-        table = group.groupby("method", sort=False)[list(columns)].mean().rename(columns=columns)
-        print(f"\n{dataset} / {backbone} / {regime} (mean over seeds; retrain mia_auc "
-              f"{group['retrain_mia_auc'].mean():.3f})")
-        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    columns = {"seeds": "seeds", "retain_test_ndcg@20": "test N@20", "forget_recall@20": "forget R@20",
+               "mia_auc": "mia_auc", "agreement@20": "agree@20", "unlearn_seconds": "unlearn s"}
+    for cell, group in table.groupby(CELL, sort=False):
+        print(f"\n{' / '.join(map(str, cell))} (mean over seeds; retrain mia_auc {group['retrain_mia_auc'].mean():.3f})")
+        print(group.set_index("label")[list(columns)].rename(columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
     print()
 
 

@@ -34,17 +34,19 @@ def method_order(method: str) -> tuple:
 
 
 def tidy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Successful records with ``kind``, ``mia_gap`` and a ``label`` per configuration
-    (the method's name, or ``method #k`` when a cell holds several of its configurations)."""
+    """Successful records with ``kind``, ``mia_gap`` and a ``label`` per configuration:
+    the method's name (``method #k`` when a cell's runs hold several of its
+    configurations), ``method front #k`` for a re-tested configuration of a sweep's front."""
     ok = frame[frame["status"] == "ok"].copy()
     ok["kind"] = np.where(ok["sweep"].isna(), "run", np.where(ok["split"] == "test", "retest", "trial"))
     ok["mia_gap"] = (ok["mia_auc"] - ok["retrain_mia_auc"]).abs()
     ok["label"] = ok["method"]
-    shown = ok["kind"] != "trial"
-    for _, group in ok[shown].groupby(CELL + ["method"]):
-        configs = list(dict.fromkeys(group["params"]))
-        if len(configs) > 1:
-            ok.loc[group.index, "label"] = [f"{m} #{configs.index(p) + 1}" for m, p in zip(group["method"], group["params"])]
+    for kind, suffix in (("run", ""), ("retest", " front")):
+        for _, group in ok[ok["kind"] == kind].groupby(CELL + ["method"]):
+            configs = list(dict.fromkeys(group["params"]))
+            if len(configs) > 1 or kind == "retest":
+                ok.loc[group.index, "label"] = [f"{m}{suffix} #{configs.index(p) + 1}"
+                                                for m, p in zip(group["method"], group["params"])]
     return ok
 
 
