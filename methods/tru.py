@@ -92,7 +92,7 @@ class TRU(MMRecUn):
         HyperParameter("scale_power", float, 0.5, 0.0, 2.0, doc="beta"),
         HyperParameter("alpha_min", float, 0.1, 0.0, 1.0),
         HyperParameter("alpha_max", float, 10.0, 1.0, 100.0),
-        HyperParameter("layer_budget", float, 0.02, 0.001, 1.0, doc="rho, share of total capacity"),
+        HyperParameter("layer_budget", float, 0.02, 0.001, 1.0, log=True, doc="rho, share of total capacity"),
         HyperParameter("probe_size", int, 32, 4, 512, doc="pairs per Fisher probe set"),
         HyperParameter("lr", float, 1e-2, 1e-5, 1e-1, log=True, doc="Adam step size"),
         HyperParameter("max_epochs", int, 10, 1, 20, doc="passes over D_f (capped by the shared budget)"),
