@@ -83,7 +83,8 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
 
     for key in ("datasets", "backbones", "regimes"):
         if len(getattr(experiment, key)) != 1:
-            raise UserError(f"tru tune: the experiment must name one of {key} (it names {len(getattr(experiment, key))})")
+            raise UserError(f"tru tune: the experiment must name exactly one dataset, backbone and regime "
+                            f"(it names {len(getattr(experiment, key))} {key})")
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
     method_cls = METHODS.get(method)

@@ -62,7 +62,7 @@ def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_pa
 
 def test_sweep_configuration_errors(experiment_file, tmp_path):
     exp = load_experiment(experiment_file())  # two regimes
-    with pytest.raises(UserError, match="must name one of regimes"):
+    with pytest.raises(UserError, match=r"must name exactly one dataset, backbone and regime \(it names 2 regimes\)"):
         run_sweep(exp, "tru", 3, tmp_path / "a")
     exp = load_experiment(experiment_file(**ONE_CELL))
     with pytest.raises(UserError, match="unknown method"):
