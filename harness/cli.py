@@ -247,6 +247,14 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _ray_arguments(p: argparse.ArgumentParser, default_out: str, resume_help: str) -> None:
+    """Options shared by the commands that run on Ray."""
+    p.add_argument("--out", help=f"results folder (default: {default_out})")
+    p.add_argument("--resume", action="store_true", help=resume_help)
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tru", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -282,22 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run an experiment on Ray (default: the quickstart)")
     p.add_argument("experiment", nargs="?", help="experiment TOML file (default: examples/quickstart.toml)")
-    p.add_argument("--out", help="results folder (default: runs/NAME)")
-    p.add_argument("--resume", action="store_true", help="keep stored records and run only the missing jobs")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _ray_arguments(p, "runs/NAME", "keep stored records and run only the missing jobs")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("tune", help="multi-objective sweep of one method (Ray Tune + Optuna)")
     p.add_argument("experiment", help="experiment TOML file (one dataset, backbone and regime)")
     p.add_argument("--method", required=True)
     p.add_argument("--trials", type=int, default=20)
-    p.add_argument("--out", help="results folder (default: runs/NAME-METHOD)")
-    p.add_argument("--resume", action="store_true", help="continue the sweep stored in --out")
     p.add_argument("--sampler", choices=["tpe", "nsga2"], help="overrides tune.sampler")
     p.add_argument("--objective", action="append", help="objective name (repeat; overrides tune.objectives)")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    _ray_arguments(p, "runs/NAME-METHOD", "continue the sweep stored in --out")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="write the HTML report of a results folder")
