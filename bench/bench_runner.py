@@ -20,23 +20,19 @@ import statistics
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 METHODS = ["graph_edit", "finetune", "neggrad", "neggrad_plus", "mmrecun", "tru", "tru-no-gate", "tru-no-scale",
            "tru-no-isolation"]
 
 
 def experiment(dataset: str, backbone: str, actors: int, threads: int, regimes=("interaction", "user", "item")):
-    from harness.experiment import Experiment, check_names
+    from harness.experiment import experiment_from
 
-    exp = Experiment(
-        name=f"bench-{actors}x{threads}", datasets=[dataset], backbones=[backbone], seeds=[0],
-        regimes=[{"regime": r, "selection": "random", "ratio": 0.05} for r in regimes],
-        methods=[{"name": m} for m in METHODS],
-        resources={"actors_per_model": actors, "num_cpus": threads, "num_gpus": 0},
-        ray={"num_cpus": 2},
-    )
-    return check_names(exp, Path("bench"))
+    return experiment_from({
+        "name": f"bench-{actors}x{threads}", "datasets": [dataset], "backbones": [backbone], "seeds": [0],
+        "regimes": [{"regime": r} for r in regimes], "methods": [{"name": m} for m in METHODS],
+        "resources": {"actors_per_model": actors, "num_cpus": threads, "num_gpus": 0}, "ray": {"num_cpus": 2},
+    })
 
 
 def main() -> None:

@@ -20,16 +20,14 @@ import json
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 
 def experiment(dataset, backbone, regime, actors, cpus):
-    from harness.experiment import Experiment, check_names
+    from harness.experiment import experiment_from
 
-    exp = Experiment(name="bench-tune", datasets=[dataset], backbones=[backbone], seeds=[0],
-                     regimes=[{"regime": regime, "selection": "random", "ratio": 0.05}],
-                     resources={"actors_per_model": actors, "num_cpus": cpus, "num_gpus": 0}, ray={"num_cpus": 2})
-    return check_names(exp, Path("bench"))
+    return experiment_from({"name": "bench-tune", "datasets": [dataset], "backbones": [backbone],
+                            "regimes": [{"regime": regime}], "resources": {"actors_per_model": actors,
+                            "num_cpus": cpus, "num_gpus": 0}, "ray": {"num_cpus": 2}})
 
 
 def main() -> None:

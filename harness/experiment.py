@@ -161,8 +161,14 @@ def load_experiment(path: str | Path) -> Experiment:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
     raw.setdefault("name", path.stem)
+    return experiment_from(raw, path)
+
+
+def experiment_from(fields: dict, path: Path = Path("inline.toml")) -> Experiment:
+    """An experiment from a mapping (a parsed file, or one built in code), validated;
+    errors name ``path`` and the key; relative dataset folders are read from ``path``'s folder."""
     try:
-        experiment = Experiment(**raw)
+        experiment = Experiment(**fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
