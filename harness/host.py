@@ -95,15 +95,24 @@ class ModelHost:
         the task or of the method becomes a ``status: error`` record."""
         from harness.unlearning import run_method
 
-        identity = {"dataset": self.dataset.name, "backbone": self.backbone, "seed": self.seed,
-                    "regime": job.regime.regime, "selection": job.regime.selection, "ratio": job.regime.ratio,
-                    "method": job.method, "params": _json(job.params)}
         try:
-            record = run_method(self.refs(job), job.method, job.params, **self.budget)
+            record = run_method(self.refs(job), job.method, job.params, **self.budget) | job.extra | {
+                "run_key": job.run_key, "experiment": self.experiment}
         except Exception as exc:  # the task or the references failed: a record, not a crash
-            record = identity | {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-        return record | job.extra | {"run_key": job.run_key, "experiment": self.experiment, "device": str(self.device),
-                                 "node": self.info()["node"], "restarted": _restarted()}
+            record = error_record(job, self.experiment, f"{type(exc).__name__}: {exc}", self.dataset.name)
+        return record | {"device": str(self.device), "node": self.info()["node"], "restarted": _restarted()}
+
+
+def error_record(job: Job, experiment: str, message: str, dataset: str | None = None) -> dict:
+    """The record of a job that produced no measurements (``dataset``: its name, default
+    the folder's)."""
+    import json
+    from pathlib import Path
+
+    return {"run_key": job.run_key, "experiment": experiment, "dataset": dataset or Path(job.dataset).name,
+            "backbone": job.backbone, "seed": job.seed, "regime": job.regime.regime,
+            "selection": job.regime.selection, "ratio": job.regime.ratio, "method": job.method,
+            "params": json.dumps(job.params, sort_keys=True), "status": "error", "error": message} | job.extra
 
 
 def _restarted() -> bool:
@@ -114,12 +123,6 @@ def _restarted() -> bool:
         return ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed
     except Exception:  # not inside an actor
         return False
-
-
-def _json(params: dict) -> str:
-    import json
-
-    return json.dumps(params, sort_keys=True)
 
 
 def start_hosts(experiment, dataset: str, backbone: str, seed: int, count: int) -> list:

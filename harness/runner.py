@@ -68,6 +68,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     from tqdm import tqdm
 
     from harness.cluster import connect, keep_worker_logs, log_to
+    from harness.host import error_record
 
     out = Path(out)
     store = ResultsStore(out)
@@ -117,9 +118,9 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
                 try:
                     record = ray.get(ready[0])
                 except ray.exceptions.RayActorError as exc:  # Ray's restarts and retries are used up
-                    record = _failed(job, experiment, f"actor died: {str(exc).splitlines()[0]}")
+                    record = error_record(job, experiment.name, f"actor died: {str(exc).splitlines()[0]}")
                 except ray.exceptions.RayTaskError as exc:
-                    record = _failed(job, experiment, str(exc).strip().splitlines()[-1])
+                    record = error_record(job, experiment.name, str(exc).strip().splitlines()[-1])
                 store.append([record])
                 summary.done += 1
                 summary.errors += record["status"] != "ok"
@@ -153,13 +154,3 @@ def _start_actors(experiment: Experiment, queues: dict) -> list[_Slot]:
     ]
     LOG.info("started %d actors (%s each)", len(slots), experiment.resources)
     return slots
-
-
-def _failed(job: Job, experiment: Experiment, message: str) -> dict:
-    import json
-    from pathlib import Path as _Path
-
-    return {"run_key": job.run_key, "experiment": experiment.name, "dataset": _Path(job.dataset).name,
-            "backbone": job.backbone, "seed": job.seed, "regime": job.regime.regime,
-            "selection": job.regime.selection, "ratio": job.regime.ratio, "method": job.method,
-            "params": json.dumps(job.params, sort_keys=True), "status": "error", "error": message} | job.extra
