@@ -48,7 +48,8 @@ def build_page(frame: pd.DataFrame, title: str) -> tuple[str, list]:
     records = tidy(frame)
     if records.empty:
         raise UserError("no successful records to report")
-    table, pts = method_table(records), points(records)
+    table = method_table(records)
+    pts = points(table)
     front, hv, refs = fronts(pts), hypervolumes(pts), references(records)
     trials = records[records["kind"] == "trial"]
     figures = cell_figures(pts, front, trials, refs)

@@ -75,9 +75,9 @@ def _grouped(frame: pd.DataFrame):
         yield (tuple(key[:3]), key[3]), group
 
 
-def points(records: pd.DataFrame) -> pd.DataFrame:
-    """One point per cell and configuration: mean (forget R@20, test N@20) over seeds."""
-    table = method_table(records)
+def points(table: pd.DataFrame) -> pd.DataFrame:
+    """One point per cell and configuration of a :func:`method_table`: mean (forget R@20,
+    test N@20) over seeds."""
     return table[CELL + ["label", "method", "params", "seeds", X, Y]] if not table.empty else table
 
 
