@@ -11,6 +11,7 @@ non-empty output is copied to ``_logs/ray/`` before it shuts down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -65,11 +66,22 @@ def keep_worker_logs(folder: Path) -> int:
     return kept
 
 
-def log_to(folder: Path) -> logging.Handler:
-    """Send the ``tru`` logger to ``folder/run.log`` (appending); returns the handler."""
+@contextlib.contextmanager
+def logging_to(folder: Path):
+    """Send the ``tru`` logger to ``folder/run.log`` (appending) for the ``with`` block;
+    nested blocks on the same folder (a sweep's test re-evaluation) share one handler,
+    so no line is written twice."""
     folder.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(folder / "run.log")
+    path = str((folder / "run.log").resolve())
+    if any(getattr(h, "baseFilename", None) == path for h in LOG.handlers):
+        yield
+        return
+    handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
-    return handler
+    try:
+        yield
+    finally:
+        LOG.removeHandler(handler)
+        handler.close()

@@ -20,6 +20,7 @@ released, so its resources go to the actors still waiting.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     import ray
     from tqdm import tqdm
 
-    from harness.cluster import connect, keep_worker_logs, log_to
+    from harness.cluster import connect, keep_worker_logs, logging_to
     from harness.host import error_record
 
     out = Path(out)
@@ -78,7 +79,8 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     summary = RunSummary(out, total=len(todo) + skipped, skipped=skipped)
     if not todo:
         return summary
-    handler = log_to(out / "_logs")
+    logs = contextlib.ExitStack()
+    logs.enter_context(logging_to(out / "_logs"))
     started_ray = connect(experiment.ray, address)
     start = time.perf_counter()
     slots: list[_Slot] = []
@@ -139,8 +141,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
             ray.shutdown()
         summary.seconds = time.perf_counter() - start
         LOG.info("run ended: %s", summary)
-        LOG.removeHandler(handler)
-        handler.close()
+        logs.close()
     return summary
 
 

@@ -77,7 +77,7 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
               address: str | None = None, progress: bool = True, retest: bool = True) -> SweepSummary:
     import ray
 
-    from harness.cluster import connect, keep_worker_logs, log_to
+    from harness.cluster import connect, keep_worker_logs, logging_to
     from methods import METHODS
     from tuning.space import search_space
 
@@ -97,16 +97,15 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
     if len(done) and not resume:
         raise UserError(f"{out}: already holds sweep '{sweep}'; pass --resume to continue it, or choose another --out")
     search_space(method_cls, [], settings.space)  # a bad override fails before any work
-    handler = log_to(out / "_logs")
-    started_ray = connect(experiment.ray, address)
-    try:
-        return _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress, retest)
-    finally:
-        if started_ray:
-            keep_worker_logs(out / "_logs" / "ray")
-            ray.shutdown()
-        LOG.removeHandler(handler)
-        handler.close()
+    with logging_to(out / "_logs"):
+        started_ray = connect(experiment.ray, address)
+        try:
+            return _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress,
+                                      retest)
+        finally:
+            if started_ray:
+                keep_worker_logs(out / "_logs" / "ray")
+                ray.shutdown()
 
 
 def _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress, retest):
