@@ -25,10 +25,17 @@ strongly the reverse part acts, with three interventions that switch off one by 
    taken by ``S_l / c_l`` while the capacity stays within ``rho sum c`` (at least one);
    everything else is frozen for the run.
 
-Non-member level ``p*`` (median over pairs, computed without the retrained model):
-interaction deletion (and explicit requests): validation pairs of the affected users;
-user deletion: the D_f pairs after re-drawing those users' ID rows (no edges in G_r);
-item deletion: the D_f pairs after re-drawing the target items' ID rows (cold start).
+Non-member level ``p*`` (median percentile over pairs, computed without the retrained
+model). Held-out level: validation pairs of the affected users (all validation pairs if
+they have none); this is ``p*`` for interaction deletion and explicit requests. User
+deletion: the D_f pairs after re-drawing those users' ID rows (no edges in G_r); item
+deletion: the D_f pairs after re-drawing the target items' ID rows (cold start); both
+capped by the held-out level, ``p* = min(cold, held)``. The cap is our addition: a pair
+the model never saw should not rank above a true pair it never saw. Without it, MIG-GT's
+item deletion got p* = 0.995: a stripped item keeps only its self-loop (weight 1) in
+``D^{-1/2}(A + I)D^{-1/2}``, its content representation is not averaged away, and the
+cold-start probe (no item ID rows to re-draw) puts it at the top of every list, so the
+gate switched off and TRU stopped after one pass (bench/results/tru-ml100k-miggt-seed0.md).
 
 Choices where the specification is silent: ``p*`` is a median; gate, percentiles and
 ``z`` are recomputed at every step from the current (detached) scores; Fisher probes are
@@ -142,18 +149,24 @@ class TRU(MMRecUn):
 
     # ------------------------------------------------------------------ p*
     def non_member_level(self, model, task, seed: int) -> float:
-        if task.regime in ("user", "item"):
-            probe = copy.deepcopy(model)
-            index = torch.from_numpy(task.users if task.regime == "user" else task.items)
-            with seeded(seed + 1, model.device):
-                probe.redraw_rows(task.regime, index)
-            pairs = self.forget_pairs
-        else:
-            probe = model
-            valid = torch.from_numpy(task.valid)
-            mine = valid[torch.isin(valid[:, 0], torch.from_numpy(task.users))]
-            pairs = mine if len(mine) else valid
-        p, _, _, _ = rank_stats(*eval_embeddings(probe, self.graph), pairs, self.exclude)
+        """``p*`` = the held-out level, capped from above for user and item deletion by the
+        cold-start level (the regime's re-drawn rows, no edges): ``min(cold, held)``."""
+        valid = torch.from_numpy(task.valid)
+        mine = valid[torch.isin(valid[:, 0], torch.from_numpy(task.users))]
+        held = self._median_percentile(model, mine if len(mine) else valid)
+        self.decisions["p_held_out"] = held
+        if task.regime not in ("user", "item"):
+            return held
+        probe = copy.deepcopy(model)
+        index = torch.from_numpy(task.users if task.regime == "user" else task.items)
+        with seeded(seed + 1, model.device):
+            probe.redraw_rows(task.regime, index)
+        cold = self._median_percentile(probe, self.forget_pairs)
+        self.decisions["p_cold_start"] = cold
+        return min(cold, held)
+
+    def _median_percentile(self, model, pairs) -> float:
+        p, _, _, _ = rank_stats(*eval_embeddings(model, self.graph), pairs, self.exclude)
         return float(p.median())
 
     # ------------------------------------------------------------------ probes

@@ -53,6 +53,10 @@ def test_decisions_are_recorded_and_isolation_freezes(trained, regime):
     after = method.unlearn(copy.deepcopy(models["mgcn"]), task, Budget(epochs=3, batch_size=16, seed=0))
     d = json.loads(json.dumps(method.summary()))
     assert 0.0 <= d["p_star"] <= 1.0 and d["epochs_run"] >= 1 and 0.0 <= d["final_gate"] <= 1.0
+    if regime == "interaction":
+        assert d["p_star"] == d["p_held_out"] and "p_cold_start" not in d
+    else:  # the cold-start level, never above the held-out one
+        assert d["p_star"] == min(d["p_cold_start"], d["p_held_out"])
     assert set(d["alpha"]) == {"id", "image", "text", "fusion"}
     assert d["capacity_share"] <= 0.2 or len(d["units"]) == 1
     changed = {k for k, p in after.named_parameters() if not torch.equal(p, dict(before.named_parameters())[k])}
