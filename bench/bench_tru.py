@@ -8,7 +8,10 @@ three ablations: test retain NDCG@20, forget Recall@20, mia_auc (beside the retr
 unlearn seconds and the retrain/unlearn ratio, with TRU's decisions. Then the checks:
 TRU's (test NDCG@20, forget R@20) is not dominated beyond ``--noise`` by graph_edit or
 mmrecun; its |mia_auc - retrain| against theirs; unlearn_seconds <= retrain/20.
-Originals and retrained references come from the model cache when present.
+Originals and retrained references come from the model cache when present. Records
+(the retrain's point too) are appended to ``bench/results/tru-DATASET-BACKBONE.jsonl``;
+``--summary`` prints mean +- std over its seeds, ``--cells`` the acceptance and
+ablation tables over every stored (dataset, backbone) at one seed.
 """
 
 from __future__ import annotations
@@ -44,8 +47,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", default=".cache/models")
     parser.add_argument("--summary", action="store_true", help="only print the summary over stored seeds")
+    parser.add_argument("--cells", action="store_true", help="only print every stored cell at the first seed")
     args = parser.parse_args()
-    out = Path(__file__).parent / "results" / f"tru-{args.dataset}-{args.backbone}.jsonl"
+    results = Path(__file__).parent / "results"
+    out = results / f"tru-{args.dataset}-{args.backbone}.jsonl"
+    if args.cells:
+        cells(results, args.seeds[0], args.noise)
+        return
     if args.summary:
         summarize(out)
         return
@@ -78,32 +86,92 @@ def main() -> None:
                           f"{r.get('speedup', float('nan')):.0f}x | {r.get('updated_fraction', float('nan')):.3f} | "
                           f"{json.dumps(short, default=lambda x: round(x, 3))} |", flush=True)
                 g = rec["graph_edit"]
+                retrain = {k: g[k] for k in ("dataset", "backbone", "regime", "seed", "status", "retrain_seconds")}
+                retrain |= {"method": "retrain", "retain_test_ndcg@20": _retrain_ndcg(refs),
+                            "forget_recall@20": g["retrain_forget_recall@20"], "mia_auc": g["retrain_mia_auc"]}
+                sink.write(json.dumps(retrain) + "\n")
                 print(f"retrain: test N@20 {_retrain_ndcg(refs):.4f}, forget R@20 {g['retrain_forget_recall@20']:.4f}, "
                       f"mia_auc {g['retrain_mia_auc']:.3f}; original: forget R@20 {g['original_forget_recall@20']:.4f}, "
                       f"mia_auc {g['original_mia_auc']:.3f}")
-                t = rec["tru"]
-                point = (t["retain_test_ndcg@20"], t["forget_recall@20"])
-                for base in ("graph_edit", "mmrecun"):
-                    other = (rec[base]["retain_test_ndcg@20"], rec[base]["forget_recall@20"])
-                    checks.append((f"{regime}/s{seed}: TRU not dominated by {base} beyond {args.noise}", not dominated(point, other, args.noise)))
-                gap = abs(t["mia_auc"] - t["retrain_mia_auc"])
-                others = {b: abs(rec[b]["mia_auc"] - t["retrain_mia_auc"]) for b in ("graph_edit", "mmrecun")}
-                checks.append((f"{regime}/s{seed}: |mia - retrain| TRU {gap:.3f} vs graph_edit {others['graph_edit']:.3f}, "
-                               f"mmrecun {others['mmrecun']:.3f}", gap < min(others.values())))
-                checks.append((f"{regime}/s{seed}: TRU unlearn_seconds <= retrain/20 (ratio {t['speedup']:.0f}x)", t["speedup"] >= 20))
+                checks += [(f"{regime}/s{seed}: {text}", ok) for text, ok in cell_checks(rec, args.noise)]
     print("\n## checks")
     for text, ok in checks:
         print(f"- [{'x' if ok else ' '}] {text}")
     summarize(out)
 
 
-def summarize(path: Path) -> None:
-    """Mean +- std over the seeds stored in ``path`` (the latest record per regime, seed
-    and method), and per seed TRU's margin over each baseline on both axes."""
+def cell_checks(rec: dict, noise: float) -> list[tuple[str, bool]]:
+    """The acceptance checks of one cell from its records by method: TRU's (test N@20,
+    forget R@20) not dominated beyond ``noise`` by graph_edit or mmrecun; its mia_auc
+    closer to the retrain's than both; unlearn_seconds <= retrain_seconds / 20."""
+    t = rec["tru"]
+    point = (t["retain_test_ndcg@20"], t["forget_recall@20"])
+    checks = []
+    for base in ("graph_edit", "mmrecun"):
+        other = (rec[base]["retain_test_ndcg@20"], rec[base]["forget_recall@20"])
+        checks.append((f"TRU not dominated by {base} beyond {noise}", not dominated(point, other, noise)))
+    gap = abs(t["mia_auc"] - t["retrain_mia_auc"])
+    others = {b: abs(rec[b]["mia_auc"] - t["retrain_mia_auc"]) for b in ("graph_edit", "mmrecun")}
+    checks.append((f"|mia - retrain| TRU {gap:.3f} vs graph_edit {others['graph_edit']:.3f}, "
+                   f"mmrecun {others['mmrecun']:.3f}", gap < min(others.values())))
+    checks.append((f"TRU unlearn_seconds <= retrain/20 (ratio {t['speedup']:.0f}x)", t["speedup"] >= 20))
+    return checks
+
+
+def latest(path: Path):
+    """The ok records of ``path``, the latest per (regime, seed, method)."""
     import pandas as pd
 
     records = pd.DataFrame([json.loads(line) for line in path.open()])
-    records = records[records["status"] == "ok"].drop_duplicates(["regime", "seed", "method"], keep="last")
+    return records[records["status"] == "ok"].drop_duplicates(["regime", "seed", "method"], keep="last")
+
+
+def cells(results: Path, seed: int, noise: float) -> None:
+    """Every stored (dataset, backbone) x regime at ``seed``: TRU beside the baselines and
+    the retrain (test N@20 / forget R@20 / mia_auc), the checks, then the ablation table
+    (each ablation's point and |mia - retrain| beside TRU's)."""
+    rows, ablations, passed = [], [], {"undominated": 0, "mia": 0, "speed": 0}
+    for path in sorted(results.glob("tru-*-*.jsonl")):
+        if path.stat().st_size == 0:
+            continue
+        records = latest(path)
+        records = records[records["seed"] == seed]
+        for regime in ("interaction", "user", "item"):
+            rec = {r["method"]: r for r in records[records["regime"] == regime].to_dict("records")}
+            if not {"graph_edit", "mmrecun", "tru"} <= set(rec):
+                continue
+            t = rec["tru"]
+            label = f"{t['dataset']} | {t['backbone']} | {regime}"
+            point = lambda r: f"{r['retain_test_ndcg@20']:.4f} / {r['forget_recall@20']:.4f} / {r['mia_auc']:.3f}"
+            retrain = point(rec["retrain"]) if "retrain" in rec else (
+                f"- / {t['retrain_forget_recall@20']:.4f} / {t['retrain_mia_auc']:.3f}")
+            ok = [c[1] for c in cell_checks(rec, noise)]
+            passed["undominated"] += ok[0] and ok[1]
+            passed["mia"] += ok[2]
+            passed["speed"] += ok[3]
+            mark = lambda b: "yes" if b else "**no**"
+            rows.append(f"| {label} | {retrain} | {point(rec['graph_edit'])} | {point(rec['mmrecun'])} | {point(t)} | "
+                        f"{mark(ok[0] and ok[1])} | {mark(ok[2])} | {t['speedup']:.0f}x |")
+            gap = lambda r: f"{r['retain_test_ndcg@20']:.4f} / {r['forget_recall@20']:.4f} / {abs(r['mia_auc'] - t['retrain_mia_auc']):.3f}"
+            ablations.append(f"| {label} | " + " | ".join(
+                gap(rec[m]) if m in rec else "-" for m in ("tru", "tru-no-gate", "tru-no-scale", "tru-no-isolation")) + " |")
+    print(f"## TRU per cell, seed {seed} (test N@20 / forget R@20 / mia_auc; noise {noise})\n")
+    print("| dataset | backbone | regime | retrain | graph_edit | mmrecun | tru | not dominated | mia closest | retrain/unlearn |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    n = len(rows)
+    print(f"\nnot dominated: {passed['undominated']}/{n} cells; mia_auc closest to the retrain's: {passed['mia']}/{n}; "
+          f"unlearn <= retrain/20: {passed['speed']}/{n}")
+    print(f"\n## Ablations, seed {seed} (test N@20 / forget R@20 / |mia_auc - retrain|)\n")
+    print("| dataset | backbone | regime | tru | tru-no-gate | tru-no-scale | tru-no-isolation |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(ablations))
+
+
+def summarize(path: Path) -> None:
+    """Mean +- std over the seeds stored in ``path`` (the latest record per regime, seed
+    and method), and per seed TRU's margin over each baseline on both axes."""
+    records = latest(path)
     seeds = sorted(int(s) for s in records["seed"].unique())
     print(f"\n## summary over seeds {seeds} (mean +- std)")
     print("| regime | method | test N@20 | forget R@20 | mia_auc | retrain mia_auc | unlearn s |")
