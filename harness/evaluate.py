@@ -13,10 +13,12 @@ import torch
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # row indices [B] -> scores [B, I]
 
 
-def dense_rows(mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Rows ``rows`` of a boolean ``[N, I]`` mask (dense or sparse CSR) as a dense ``[B, I]``."""
+def row_entries(mask: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The set entries of rows ``rows`` of a boolean ``[N, I]`` mask (dense or sparse CSR):
+    ``(out_rows, cols)``, row-major, ``out_rows`` indexing into ``rows``."""
     if mask.layout != torch.sparse_csr:
-        return mask[rows.to(mask.device)].bool()
+        out_rows, cols = mask[rows.to(mask.device)].bool().nonzero(as_tuple=True)
+        return out_rows, cols
     crow, col, values = mask.crow_indices(), mask.col_indices(), mask.values()
     rows = rows.to(crow.device)
     starts = crow[rows]
@@ -27,8 +29,16 @@ def dense_rows(mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     )
     out_rows = torch.repeat_interleave(torch.arange(len(rows), device=crow.device), counts)
     keep = values[source] != 0
-    dense = torch.zeros(len(rows), mask.shape[1], dtype=torch.bool, device=crow.device)
-    dense[out_rows[keep], col[source][keep]] = True
+    return out_rows[keep], col[source][keep]
+
+
+def dense_rows(mask: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of a boolean ``[N, I]`` mask (dense or sparse CSR) as a dense ``[B, I]``."""
+    if mask.layout != torch.sparse_csr:
+        return mask[rows.to(mask.device)].bool()
+    out_rows, cols = row_entries(mask, rows)
+    dense = torch.zeros(len(rows), mask.shape[1], dtype=torch.bool, device=cols.device)
+    dense[out_rows, cols] = True
     return dense
 
 

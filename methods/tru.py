@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from backbones.base import Batch
-from harness.evaluate import dense_rows
+from harness.evaluate import row_entries
 from harness.losses import bpr_loss
 from harness.seeding import generator, seeded
 from harness.train import EVAL_SEED, eval_embeddings
@@ -65,26 +65,42 @@ from methods.reverse import LAMBDA_F, MMRecUn, pair_scores
 
 def rank_stats(users, items, pairs, exclude, p_star: float | None = None):
     """Per pair ``(u, i)`` of ``pairs`` ``[n, 2]``, from detached scores over u's candidates
-    (``exclude``: boolean CSR ``[U, I]`` of retained training items):
-    percentile ``p`` (1 = top), candidate mean and std, and the score at ``p_star``."""
+    (``exclude``: boolean CSR ``[U, I]`` of retained training items): percentile
+    ``p = 1 - #{candidates scored above} / (n_u - 1)`` (1 = top), candidate mean and std,
+    and the score at ``p_star`` (the candidate at position ``q = round((1 - p*)(n_u - 1))``
+    from the top).
+
+    Cost: one ``[users, I]`` score matrix; mean and std from row sums less the excluded
+    entries; the score at ``p*`` from one ``kthvalue`` instead of a sort: with ``C = max q``,
+    ``C - q`` of a row's excluded entries are set to +inf and the rest to -inf, which puts
+    the wanted candidate at position ``C`` of every row (``C - q <= #excluded`` because
+    ``q`` falls by at most one per excluded entry).
+    """
     with torch.no_grad():
         unique, inverse = torch.unique(pairs[:, 0], return_inverse=True)
         scores = users[unique.to(users.device)] @ items.T  # [n_u, I]
-        candidate = ~dense_rows(exclude, unique).to(scores.device)
-        n_cand = candidate.sum(1).clamp(min=2).float()
-        masked = scores.masked_fill(~candidate, 0.0)
-        mean = masked.sum(1) / n_cand
-        var = ((scores - mean[:, None]).pow(2) * candidate).sum(1) / (n_cand - 1)
-        std = var.sqrt().clamp(min=1e-8)
-        s = scores[inverse, pairs[:, 1].to(scores.device)]
-        row_scores = scores[inverse].masked_fill(~candidate[inverse], float("-inf"))
-        above = (row_scores > s[:, None]).sum(1).float()
+        inverse, device = inverse.to(scores.device), scores.device
+        rows, cols = (t.to(device) for t in row_entries(exclude, unique))  # excluded entries, row-major
+        n_excluded = torch.bincount(rows, minlength=len(unique))
+        n_cand = (scores.shape[1] - n_excluded).clamp(min=2).float()
+        hidden = scores[rows, cols]
+        mean = (scores.sum(1) - torch.zeros_like(n_cand).index_add_(0, rows, hidden)) / n_cand
+        squares = (scores - mean[:, None]).pow(2).sum(1)
+        squares -= torch.zeros_like(n_cand).index_add_(0, rows, (hidden - mean[rows]).pow(2))
+        std = (squares.clamp(min=0) / (n_cand - 1)).sqrt().clamp(min=1e-8)
+        s = scores[inverse, pairs[:, 1].to(device)]
+        scores[rows, cols] = float("-inf")  # scores is ours: candidates only from here
+        above = (scores[inverse] > s[:, None]).sum(1).float()
         p = 1.0 - above / (n_cand[inverse] - 1)
         at = None
         if p_star is not None:
-            ordered = scores.masked_fill(~candidate, float("-inf")).sort(dim=1, descending=True).values
-            position = ((1.0 - p_star) * (n_cand - 1)).round().long()
-            at = ordered.gather(1, position[:, None]).squeeze(1)[inverse]
+            q = ((1.0 - p_star) * (n_cand - 1)).round().long()
+            top = int(q.max())
+            lift = top - q  # excluded entries of each row to put above the candidates
+            first = torch.cumsum(n_excluded, 0) - n_excluded
+            up = (torch.arange(len(rows), device=device) - first[rows]) < lift[rows]
+            scores[rows[up], cols[up]] = float("inf")
+            at = scores.kthvalue(scores.shape[1] - top, dim=1).values[inverse]
         return p, mean[inverse], std[inverse], at
 
 

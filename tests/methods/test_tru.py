@@ -124,3 +124,33 @@ def test_bad_modality_scales():
 
     with pytest.raises(UserError, match="modality_scales must be a JSON object"):
         METHODS.get("tru")(modality_scales="[1, 2]")
+
+
+def _rank_stats_by_sorting(users, items, pairs, exclude, p_star):
+    """The plain formulas of :func:`methods.tru.rank_stats`, one pair at a time."""
+    dense = exclude.to_dense().bool()
+    out = []
+    for u, i in pairs.tolist():
+        scores = users[u] @ items.T
+        cand = scores[~dense[u]]
+        n = max(len(cand), 2)
+        p = 1.0 - float((cand > scores[i]).sum()) / (n - 1)
+        ordered = cand.sort(descending=True).values
+        at = ordered[round((1.0 - p_star) * (n - 1))]
+        out.append((p, float(cand.mean()), float(cand.std()), float(at)))
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("p_star", [0.0, 0.37, 0.9, 1.0])
+def test_rank_stats_match_the_plain_formulas(p_star):
+    from methods.tru import rank_stats
+
+    gen = torch.Generator().manual_seed(0)
+    n_users, n_items = 12, 40
+    users, items = torch.randn(n_users, 8, generator=gen), torch.randn(n_items, 8, generator=gen)
+    # users excluding from 0 to 30 of the 40 items, so the candidate counts differ widely
+    mask = torch.rand(n_users, n_items, generator=gen) < torch.linspace(0, 0.75, n_users)[:, None]
+    pairs = torch.stack([torch.randint(n_users, (60,), generator=gen), torch.randint(n_items, (60,), generator=gen)], 1)
+    p, mean, std, at = rank_stats(users, items, pairs, mask.to_sparse_csr(), p_star)
+    expected = _rank_stats_by_sorting(users, items, pairs, mask.to_sparse_csr(), p_star)
+    torch.testing.assert_close(torch.stack([p, mean, std, at], 1), expected, rtol=1e-5, atol=1e-5)
