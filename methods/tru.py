@@ -35,7 +35,7 @@ the model never saw should not rank above a true pair it never saw. Without it, 
 item deletion got p* = 0.995: a stripped item keeps only its self-loop (weight 1) in
 ``D^{-1/2}(A + I)D^{-1/2}``, its content representation is not averaged away, and the
 cold-start probe (no item ID rows to re-draw) puts it at the top of every list, so the
-gate switched off and TRU stopped after one pass (bench/results/tru-ml100k-miggt-seed0.md).
+gate switched off and TRU stopped after one pass (``p_cold_start`` in bench/results/tru-ml100k-miggt.jsonl).
 
 Choices where the specification is silent: ``p*`` is a median; gate, percentiles and
 ``z`` are recomputed at every step from the current (detached) scores; Fisher probes are
