@@ -88,14 +88,20 @@ def test_driver_killed_then_resume_loses_and_duplicates_nothing(experiment_file,
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_records(experiment_file, tmp_path):
-    path = experiment_file(methods='[{name = "graph_edit"}, {name = "fault-sleep", params = {seconds = 3.0}}]',
+    # each host runs graph_edit first, then a job sleeping far longer than the test waits
+    path = experiment_file(methods='[{name = "graph_edit"}, {name = "fault-sleep", params = {seconds = 60.0}}]',
                            seeds="[0, 1]")
     out = tmp_path / "out"
     proc = _cli_run(path, out)
     _wait_for_records(out, proc, at_least=1)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    try:
+        _, stderr = proc.communicate(timeout=50)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the run went on after SIGINT")
+    stored = pd.read_parquet(out)[["method", "status", "error"]].to_dict("records")
+    assert proc.returncode == 130, (stderr[-2000:], stored)
     assert "interrupted:" in stderr and "--resume" in stderr
     kept = ResultsStore(out).keys()
     assert len(kept) >= 1 and len(pd.read_parquet(out)) == len(kept)
