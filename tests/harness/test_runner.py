@@ -56,8 +56,11 @@ def test_a_raising_job_is_stored_as_an_error_and_a_killed_actor_is_restarted(ray
 
 
 def _cli_run(path: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """``tru run`` in its own session, with Ctrl-C's default action even when the tests
+    themselves run where SIGINT is ignored (a background job of a script inherits that)."""
     return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--quiet", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_records(out: Path, proc: subprocess.Popen, at_least: int, timeout: float = 120.0) -> None:
