@@ -142,21 +142,21 @@ def cells(results: Path, seed: int, noise: float) -> None:
                 continue
             t = rec["tru"]
             label = f"{t['dataset']} | {t['backbone']} | {regime}"
-            point = lambda r: f"{r['retain_test_ndcg@20']:.4f} / {r['forget_recall@20']:.4f} / {r['mia_auc']:.3f}"
-            retrain = point(rec["retrain"]) if "retrain" in rec else (
+            retrain = _point(rec["retrain"]) if "retrain" in rec else (
                 f"- / {t['retrain_forget_recall@20']:.4f} / {t['retrain_mia_auc']:.3f}")
             ok = [c[1] for c in cell_checks(rec, noise)]
             passed["undominated"] += ok[0] and ok[1]
             passed["mia"] += ok[2]
             passed["speed"] += ok[3]
-            mark = lambda b: "yes" if b else "**no**"
-            rows.append(f"| {label} | {retrain} | {point(rec['graph_edit'])} | {point(rec['mmrecun'])} | {point(t)} | "
-                        f"{mark(ok[0] and ok[1])} | {mark(ok[2])} | {t['speedup']:.0f}x |")
-            gap = lambda r: f"{r['retain_test_ndcg@20']:.4f} / {r['forget_recall@20']:.4f} / {abs(r['mia_auc'] - t['retrain_mia_auc']):.3f}"
-            ablations.append(f"| {label} | " + " | ".join(
-                gap(rec[m]) if m in rec else "-" for m in ("tru", "tru-no-gate", "tru-no-scale", "tru-no-isolation")) + " |")
+            marks = ["yes" if b else "**no**" for b in (ok[0] and ok[1], ok[2])]
+            rows.append(f"| {label} | {retrain} | {_point(rec['graph_edit'])} | {_point(rec['mmrecun'])} | {_point(t)} | "
+                        f"{marks[0]} | {marks[1]} | {t['speedup']:.0f}x |")
+            ablated = [_point(rec[m], t["retrain_mia_auc"]) if m in rec else "-"
+                       for m in ("tru", "tru-no-gate", "tru-no-scale", "tru-no-isolation")]
+            ablations.append(f"| {label} | " + " | ".join(ablated) + " |")
     print(f"## TRU per cell, seed {seed} (test N@20 / forget R@20 / mia_auc; noise {noise})\n")
-    print("| dataset | backbone | regime | retrain | graph_edit | mmrecun | tru | not dominated | mia closest | retrain/unlearn |")
+    print("| dataset | backbone | regime | retrain | graph_edit | mmrecun | tru | not dominated | mia closest "
+          "| retrain/unlearn |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     n = len(rows)
@@ -166,6 +166,12 @@ def cells(results: Path, seed: int, noise: float) -> None:
     print("| dataset | backbone | regime | tru | tru-no-gate | tru-no-scale | tru-no-isolation |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(ablations))
+
+
+def _point(r: dict, retrain_mia: float | None = None) -> str:
+    """``test N@20 / forget R@20 / mia_auc`` (``|mia_auc - retrain_mia|`` when given)."""
+    mia = r["mia_auc"] if retrain_mia is None else abs(r["mia_auc"] - retrain_mia)
+    return f"{r['retain_test_ndcg@20']:.4f} / {r['forget_recall@20']:.4f} / {mia:.3f}"
 
 
 def summarize(path: Path) -> None:
