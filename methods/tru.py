@@ -154,7 +154,7 @@ class TRU(MMRecUn):
                 handle.remove()
             for p in model.parameters():
                 p.requires_grad_(True)
-        p, _, _, _ = rank_stats(*eval_embeddings(model, self.graph), self.forget_pairs, self.exclude)
+        p = self._percentiles(model, self.forget_pairs)
         gate = torch.sigmoid((p - self.p_star) / self.params["gate_temperature"])
         self.decisions |= {
             "epochs_run": self.epochs_run,
@@ -169,7 +169,7 @@ class TRU(MMRecUn):
         cold-start level (the regime's re-drawn rows, no edges): ``min(cold, held)``."""
         valid = torch.from_numpy(task.valid)
         mine = valid[torch.isin(valid[:, 0], torch.from_numpy(task.users))]
-        held = self._median_percentile(model, mine if len(mine) else valid)
+        held = float(self._percentiles(model, mine if len(mine) else valid).median())
         self.decisions["p_held_out"] = held
         if task.regime not in ("user", "item"):
             return held
@@ -177,13 +177,13 @@ class TRU(MMRecUn):
         index = torch.from_numpy(task.users if task.regime == "user" else task.items)
         with seeded(seed + 1, model.device):
             probe.redraw_rows(task.regime, index)
-        cold = self._median_percentile(probe, self.forget_pairs)
+        cold = float(self._percentiles(probe, self.forget_pairs).median())
         self.decisions["p_cold_start"] = cold
         return min(cold, held)
 
-    def _median_percentile(self, model, pairs) -> float:
-        p, _, _, _ = rank_stats(*eval_embeddings(model, self.graph), pairs, self.exclude)
-        return float(p.median())
+    def _percentiles(self, model, pairs) -> torch.Tensor:
+        """Rank percentiles ``[n]`` of ``pairs`` under ``model``'s evaluation embeddings on G_r."""
+        return rank_stats(*eval_embeddings(model, self.graph), pairs, self.exclude)[0]
 
     # ------------------------------------------------------------------ probes
     def _probe(self, model, task, seed: int) -> None:
@@ -307,7 +307,7 @@ class TRU(MMRecUn):
         tolerance = self.params["stop_tolerance"]
         if tolerance <= 0.0:
             return False
-        p, _, _, _ = rank_stats(*eval_embeddings(model, self.graph), self.forget_pairs, self.exclude)
+        p = self._percentiles(model, self.forget_pairs)
         return float((p - self.p_star).clamp(min=0).mean()) < tolerance
 
 
