@@ -4,7 +4,7 @@
 ``tru.backbones`` entry-point group or ``@BACKBONES.register("name")``.
 """
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 
 BACKBONES = Registry("backbone", "tru.backbones")
 

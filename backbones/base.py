@@ -5,9 +5,9 @@ Lifecycle of a :class:`Backbone`:
 1. Built from explicit arguments: ``cls(n_users, n_items, features, **hparams)`` with
    ``features`` a mapping ``modality -> float tensor [n_items, dim]`` (no file I/O, no
    Ray, no global state). Parameters are initialised in ``reset_parameters()`` from
-   torch's RNG: build it inside :func:`harness.seeding.seeded` for a fixed seed.
+   torch's RNG: build it inside :func:`harness.core.seeding.seeded` for a fixed seed.
 2. ``forward(graph)`` -> ``(users [U, d], items [I, d])``: final embeddings when
-   propagating over ``graph`` (a :class:`harness.graph.UserItemGraph`). The backbone
+   propagating over ``graph`` (a :class:`backbones.blocks.graph.UserItemGraph`). The backbone
    keeps no interaction graph of its own, so running it on the retained graph ``G_r``
    after a deletion is ``forward(G_r)``: rebuilt without retraining.
 3. ``loss(batch)`` -> scalar: BPR plus the backbone's own terms.
@@ -18,15 +18,29 @@ Lifecycle of a :class:`Backbone`:
 
 from __future__ import annotations
 
+import inspect
+import typing
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from torch import nn
 
-from harness.graph import SparseMatrix, UserItemGraph
-from harness.losses import bpr_loss
+from backbones.blocks.graph import SparseMatrix, UserItemGraph
+from backbones.blocks.losses import bpr_loss
+from harness.core.errors import UserError, one_line
+from harness.core.seeding import seeded
+
+EVAL_SEED = 20_250_101  # fixed seed for any sampling a backbone does at evaluation
+
+#: hyperparameter types with ranges (pydantic constraints, checked and listed by ``tru backbones``)
+Size = typing.Annotated[int, Field(ge=1)]  # a width, a count of samples or neighbours
+Depth = typing.Annotated[int, Field(ge=0)]  # layers or hops
+Weight = typing.Annotated[float, Field(ge=0.0)]  # a loss weight, a diffusion coefficient
+Rate = typing.Annotated[float, Field(ge=0.0, lt=1.0)]  # a dropout probability
+Temperature = typing.Annotated[float, Field(gt=0.0)]
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,7 @@ class ParamSpec:
     ``r`` (embedding tables, per-item feature tables), else ``None`` (a shared tensor).
     ``produces``: for a shared tensor, the number of embedding entries it moves (a
     modality projection moves every item's modality embedding: ``n_items * dim``);
-    capacity is ``max(numel, produces)`` (TRU.md, capacity-aware layer isolation).
+    capacity is ``max(numel, produces)`` (docs/tru.md, capacity-aware layer isolation).
     """
 
     name: str
@@ -56,13 +70,16 @@ class Batch:
     neg_items: torch.Tensor
 
 
+_NOT_HPARAMS = {"self", "n_users", "n_items", "features"}
+
+
 class Backbone(nn.Module):
     """Base class; see the module docstring for the lifecycle."""
 
     name: ClassVar[str] = ""
     #: minimum number of content modalities the model needs
     min_modalities: ClassVar[int] = 0
-    #: training settings of the reference implementation (see harness.train.TrainConfig)
+    #: training settings of the reference implementation (see harness.protocol.training.TrainConfig)
     training_defaults: ClassVar[dict] = {}
 
     def __init__(self, n_users: int, n_items: int, features: Mapping[str, torch.Tensor]):
@@ -78,6 +95,61 @@ class Backbone(nn.Module):
 
     def forward(self, graph: UserItemGraph) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ hyperparameters
+    # A backbone declares its hyperparameters as keyword arguments of ``__init__`` with a
+    # type hint and a default; a range is a pydantic constraint in the hint, e.g.
+    # ``layers: Annotated[int, Field(ge=1)] = 2``.
+
+    @classmethod
+    def hyperparameter_defaults(cls) -> dict:
+        """``{name: default}`` of the constructor's keyword hyperparameters."""
+        signature = inspect.signature(cls.__init__)
+        return {k: p.default for k, p in signature.parameters.items() if k not in _NOT_HPARAMS}
+
+    @classmethod
+    def _hyperparameter_model(cls) -> type[BaseModel]:
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+        fields = {key: (hints.get(key, Any), default) for key, default in cls.hyperparameter_defaults().items()}
+        return create_model(f"{cls.name or cls.__name__}_hyperparameters", __config__=ConfigDict(extra="forbid"),
+                            **fields)
+
+    @classmethod
+    def validate_hparams(cls, hparams: Mapping) -> dict:
+        """``hparams`` checked against the constructor's names, type hints and ranges; an
+        unknown name or a bad value is a :class:`UserError` naming it. Returns the given
+        ones (defaults are left to the constructor)."""
+        known = cls.hyperparameter_defaults()
+        for key in hparams:
+            if key not in known:
+                raise UserError(f"backbone '{cls.name}': unknown hyperparameter '{key}' (valid: {', '.join(known)})")
+        try:
+            return cls._hyperparameter_model()(**hparams).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            raise one_line(exc, f"backbone '{cls.name}': hyperparameter '{{key}}': {{msg}}") from None
+
+    @classmethod
+    def describe(cls) -> dict:
+        """``{name: {"type", "default", "low", "high"[, "range"]}}`` of each hyperparameter
+        (``low`` / ``high``: the bounds of its range, ``None`` where it has none; ``range``:
+        the interval as text, e.g. ``[0.0, 1.0)``)."""
+        out = {}
+        for name, field in cls._hyperparameter_model().model_fields.items():
+            bounds = {"low": None, "high": None}
+            brackets = ["[", "]"]
+            for constraint in field.metadata:
+                for attr, side, bracket in (("ge", 0, "["), ("gt", 0, "("), ("le", 1, "]"), ("lt", 1, ")")):
+                    if getattr(constraint, attr, None) is not None:
+                        bounds["low" if side == 0 else "high"] = getattr(constraint, attr)
+                        brackets[side] = bracket
+            kind = field.annotation
+            out[name] = {"type": getattr(kind, "__name__", None) or str(kind).replace("typing.", ""),
+                         "default": field.default} | bounds
+            if bounds["low"] is not None or bounds["high"] is not None:
+                low = "-inf" if bounds["low"] is None else bounds["low"]
+                high = "inf" if bounds["high"] is None else bounds["high"]
+                out[name]["range"] = f"{brackets[0]}{low}, {high}{brackets[1]}"
+        return out
 
     def loss(self, batch: Batch) -> torch.Tensor:
         users, items = self(batch.graph)
@@ -119,6 +191,20 @@ class Backbone(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+@torch.no_grad()
+def eval_embeddings(model: Backbone, graph: UserItemGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final embeddings ``(users [U, d], items [I, d])`` in eval mode under :data:`EVAL_SEED`
+    (repeatable even for backbones that sample at evaluation); the model's train/eval
+    mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with seeded(EVAL_SEED, model.device):
+            return model(graph)
+    finally:
+        model.train(was_training)
 
 
 def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -16,13 +16,15 @@ import torch
 from torch import nn
 
 from backbones import BACKBONES
-from backbones.base import Backbone, Batch, ParamSpec, gather_rows, propagate
-from harness.graph import UserItemGraph
-from harness.losses import squared_l2
+from backbones.base import Backbone, Batch, Depth, ParamSpec, Size, Weight, gather_rows, propagate
+from backbones.blocks.graph import UserItemGraph
+from backbones.blocks.losses import squared_l2
 
 
 @BACKBONES.register("lightgcn")
 class LightGCN(Backbone):
+    """LightGCN (He et al., SIGIR 2020): ID embeddings propagated over the user-item graph, no content."""
+
     training_defaults = {"lr": 1e-3, "batch_size": 2048, "max_epochs": 400, "patience": 50}
 
     def __init__(
@@ -30,9 +32,9 @@ class LightGCN(Backbone):
         n_users: int,
         n_items: int,
         features: Mapping[str, torch.Tensor] | None = None,
-        dim: int = 64,
-        layers: int = 2,
-        reg_weight: float = 1e-4,
+        dim: Size = 64,
+        layers: Depth = 2,
+        reg_weight: Weight = 1e-4,
     ):
         super().__init__(n_users, n_items, {})  # ID-only: content features are ignored
         self.dim, self.layers, self.reg_weight = dim, layers, reg_weight

@@ -32,13 +32,15 @@ import torch
 from torch import nn
 
 from backbones import BACKBONES
-from backbones.base import Backbone, Batch, ParamSpec, gather_rows, propagate
-from harness.graph import SparseMatrix, UserItemGraph, knn_graph
-from harness.losses import info_nce, squared_l2
+from backbones.base import Backbone, Batch, Depth, ParamSpec, Size, Temperature, Weight, gather_rows, propagate
+from backbones.blocks.graph import SparseMatrix, UserItemGraph, knn_graph
+from backbones.blocks.losses import info_nce, squared_l2
 
 
 @BACKBONES.register("mgcn")
 class MGCN(Backbone):
+    """MGCN (Yu et al., ACM MM 2023): content-purified item views and a behaviour-aware fuser over a LightGCN view."""
+
     min_modalities = 1
     training_defaults = {"lr": 1e-3, "batch_size": 2048, "max_epochs": 300, "patience": 40}
 
@@ -47,13 +49,13 @@ class MGCN(Backbone):
         n_users: int,
         n_items: int,
         features: Mapping[str, torch.Tensor],
-        dim: int = 64,
-        ui_layers: int = 2,
-        item_layers: int = 1,
-        knn_k: int = 10,
-        reg_weight: float = 1e-4,
-        cl_weight: float = 0.01,
-        cl_temperature: float = 0.2,
+        dim: Size = 64,
+        ui_layers: Depth = 2,
+        item_layers: Depth = 1,
+        knn_k: Size = 10,
+        reg_weight: Weight = 1e-4,
+        cl_weight: Weight = 0.01,
+        cl_temperature: Temperature = 0.2,
     ):
         super().__init__(n_users, n_items, features)
         self.dim, self.ui_layers, self.item_layers = dim, ui_layers, item_layers

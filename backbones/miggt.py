@@ -23,7 +23,7 @@ Facts from the authors' code (``mig_gt/layers/mirf_gt.py``, ``mgdcf.py``, Baby c
   width); ``project_dim=None`` uses the narrowest modality's width.
 
 The transformer's sampling draws from torch's RNG also in evaluation; the harness
-evaluates under a fixed seed so evaluation is repeatable (DESIGN.md).
+evaluates under a fixed seed so evaluation is repeatable (``backbones.base.eval_embeddings``).
 Defaults: the authors' Baby settings (lr 1e-2, decay 0.99 per epoch, batch 8000,
 l2 1e-5, K_id = 4, K_text = 2, K_image = 1, other modalities 2, alpha 0.1, beta 0.9,
 dropouts 0.3 / 0.2, 10 samples).
@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from backbones import BACKBONES
-from backbones.base import Backbone, Batch, ParamSpec, gather_rows, xavier_linear
-from harness.graph import SparseMatrix, UserItemGraph
-from harness.losses import squared_l2
+from backbones.base import Backbone, Batch, Depth, ParamSpec, Rate, Size, Weight, gather_rows, xavier_linear
+from backbones.blocks.graph import SparseMatrix, UserItemGraph
+from backbones.blocks.losses import squared_l2
 
 BABY_HOPS = {"text": 2, "image": 1}
 
@@ -60,6 +60,8 @@ def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequentia
 
 @BACKBONES.register("miggt")
 class MIGGT(Backbone):
+    """MIG-GT (Hu et al., AAAI 2025): modality-independent receptive fields and a sampling-based global transformer."""
+
     min_modalities = 1
     training_defaults = {
         "lr": 1e-2,
@@ -74,21 +76,21 @@ class MIGGT(Backbone):
         n_users: int,
         n_items: int,
         features: Mapping[str, torch.Tensor],
-        dim: int = 64,
-        hidden: int = 512,
-        id_hops: int = 4,
+        dim: Size = 64,
+        hidden: Size = 512,
+        id_hops: Depth = 4,
         modality_hops: Mapping[str, int] | None = None,
-        default_hops: int = 2,
-        alpha: float = 0.1,
-        beta: float = 0.9,
-        feature_dropout: float = 0.3,
-        input_dropout: float = 0.3,
-        node_dropout: float = 0.3,
-        edge_dropout: float = 0.2,
-        output_dropout: float = 0.2,
-        num_samples: int = 10,
-        attention_dim: int = 4,
-        l2_weight: float = 1e-5,
+        default_hops: Depth = 2,
+        alpha: Weight = 0.1,
+        beta: Weight = 0.9,
+        feature_dropout: Rate = 0.3,
+        input_dropout: Rate = 0.3,
+        node_dropout: Rate = 0.3,
+        edge_dropout: Rate = 0.2,
+        output_dropout: Rate = 0.2,
+        num_samples: Size = 10,
+        attention_dim: Size = 4,
+        l2_weight: Weight = 1e-5,
         project_dim: int | None = None,
         projection_seed: int = 0,
     ):

@@ -3,7 +3,7 @@
 Usage: python bench/bench_quality.py [--datasets ml100k tiktok] [--backbones ...]
 Prints one markdown row per (dataset, backbone) with the seed, best epoch, epochs run,
 seconds, s/epoch and validation/test Recall@20 and NDCG@20, next to the reference
-figures measured on the same split (DESIGN.md) and an item-popularity baseline.
+figures measured on the same split (docs/architecture.md, evaluation protocol) and an item-popularity baseline.
 Histories are written to bench/results/quality-<dataset>-<backbone>.json.
 """
 
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
-from harness.data import load_dataset
-from harness.evaluate import metrics_from_scores
-from harness.graph import UserItemGraph
-from harness.pipeline import train_backbone
-from harness.train import evaluate_model, pair_mask
+from harness.data.datasets import load_dataset
+from harness.protocol.evaluation import metrics_from_scores
+from backbones.blocks.graph import UserItemGraph
+from harness.protocol.models import train_backbone
+from backbones.blocks.csr import pair_mask
+from harness.protocol.evaluation import evaluate_model
 
 REFERENCE = {  # test Recall@20 / NDCG@20 of the reference implementations on this split
     ("ml100k", "lightgcn"): (0.177, 0.137),

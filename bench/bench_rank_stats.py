@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from harness.data import load_dataset
-from harness.evaluate import dense_rows
-from harness.graph import UserItemGraph
+from harness.data.datasets import load_dataset
+from backbones.blocks.csr import dense_rows
+from backbones.blocks.graph import UserItemGraph
 from methods.tru import rank_stats
 
 

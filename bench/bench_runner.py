@@ -26,7 +26,7 @@ METHODS = ["graph_edit", "finetune", "neggrad", "neggrad_plus", "mmrecun", "tru"
 
 
 def experiment(dataset: str, backbone: str, actors: int, threads: int, regimes=("interaction", "user", "item")):
-    from harness.experiment import experiment_from
+    from harness.distributed.experiment import experiment_from
 
     return experiment_from({
         "name": f"bench-{actors}x{threads}", "datasets": [dataset], "backbones": [backbone], "seeds": [0],
@@ -46,8 +46,8 @@ def main() -> None:
 
     import ray
 
-    from harness.cluster import connect
-    from harness.experiment import RaySettings
+    from harness.distributed.cluster import connect
+    from harness.distributed.experiment import RaySettings
 
     connect(RaySettings(num_cpus=2))
     if args.part != "overhead":
@@ -58,7 +58,7 @@ def main() -> None:
 
 
 def speedup(args) -> None:
-    from harness.runner import run_experiment
+    from harness.distributed.runner import run_experiment
 
     print(f"## runner speedup ({args.dataset} / {args.backbone}, 27 jobs, local Ray of 2 CPUs)")
     print("| actors x CPUs | wall s | jobs/min |")
@@ -79,13 +79,13 @@ def overhead(args) -> None:
     """Direct and actor passes alternate (direct first on even repeats) to cancel drift."""
     import ray
 
-    from harness.experiment import expand
-    from harness.host import ModelHost, remote_host
+    from harness.distributed.experiment import expand
+    from harness.distributed.host import ModelHost, remote_host
 
     exp = experiment(args.dataset, args.backbone, 1, 2, regimes=("user",))
     jobs = expand(exp)
     kwargs = dict(training=exp.training, hparams={}, audit_size=exp.audit_size, cache_dir=exp.cache_dir,
-                  plugins=[], num_threads=2, budget=exp.budget.model_dump(), experiment=exp.name)
+                  plugins=[], num_threads=2, budget=exp.budget, experiment=exp.name)
     host = ModelHost(exp.datasets[0], args.backbone, 0, **kwargs)
     actor = remote_host(2, 0, 0).remote(exp.datasets[0], args.backbone, 0, **kwargs)
     host.run(jobs[0])

@@ -20,10 +20,11 @@ import warnings
 import torch
 
 from backbones import BACKBONES
-from harness.data import load_dataset
-from harness.evaluate import embedding_scorer, metrics_from_scores
-from harness.pipeline import build_backbone
-from harness.train import TrainConfig, pair_mask, train
+from harness.data.datasets import load_dataset
+from harness.protocol.evaluation import embedding_scorer, metrics_from_scores
+from harness.protocol.models import build_backbone
+from backbones.blocks.csr import pair_mask
+from harness.protocol.training import TrainConfig, train
 
 
 def timed(fn) -> float:

@@ -23,7 +23,7 @@ import warnings
 
 
 def experiment(dataset, backbone, regime, actors, cpus):
-    from harness.experiment import experiment_from
+    from harness.distributed.experiment import experiment_from
 
     return experiment_from({"name": "bench-tune", "datasets": [dataset], "backbones": [backbone],
                             "regimes": [{"regime": regime}], "resources": {"actors_per_model": actors,
@@ -41,10 +41,10 @@ def main() -> None:
 
     import ray
 
-    from harness.cluster import connect
-    from harness.experiment import RaySettings, make_job
-    from harness.host import ModelHost
-    from harness.store import ResultsStore
+    from harness.distributed.cluster import connect
+    from harness.distributed.experiment import RaySettings, make_job
+    from harness.distributed.host import ModelHost
+    from harness.distributed.store import ResultsStore
     from tuning.sweep import run_sweep, trial_records
 
     connect(RaySettings(num_cpus=2))
@@ -68,7 +68,7 @@ def main() -> None:
             records = trial_records(ResultsStore(out), summary.sweep).sort_values("started_at")
         print(f"| 1 actor x 2 CPUs, {n} trials | {walls[n]:.1f} | {n / walls[n] * 60:.1f} |", flush=True)
     host = ModelHost(exp.datasets[0], args.backbone, 0, training=exp.training, hparams={}, audit_size=exp.audit_size,
-                     cache_dir=exp.cache_dir, plugins=[], num_threads=2, budget=exp.budget.model_dump())
+                     cache_dir=exp.cache_dir, plugins=[], num_threads=2, budget=exp.budget)
     seconds = []
     start = time.perf_counter()
     for params in records["params"]:

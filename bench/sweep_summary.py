@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from harness.store import ResultsStore
+from harness.distributed.store import ResultsStore
 from reports.tables import hypervolumes, method_table, points, tidy
 
 COLUMNS = ["label", "seeds", "retain_test_ndcg@20", "retain_test_ndcg@20_std", "forget_recall@20", "mia_auc",

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from harness.data import load_dataset
-from harness.regimes import make_task
-from harness.unlearning import prepare, run_method
+from harness.data.datasets import load_dataset
+from harness.data.regimes import make_task
+from harness.protocol.unlearning import prepare, run_method
 
 
 def main() -> None:

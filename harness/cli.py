@@ -1,6 +1,10 @@
-"""The ``tru`` command line. Results go to stdout, progress and logs to stderr.
+"""The ``tru`` command line, the composition root: the one module that imports every layer.
+Results go to stdout, progress and logs to stderr.
 
 A user mistake prints one line ``tru: error: ...`` and exits with code 2.
+
+Each command imports the layers it needs inside its function: torch, Ray, Optuna and
+Plotly take seconds to import, and the listing and report commands need none of them.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from harness.errors import UserError
+from harness.core.errors import UserError
+from harness.core.paths import DEFAULT_CACHE, QUICKSTART
+from harness.data.datasets import load_dataset, shipped_datasets
 
 
 def _parse_generated(text: str | None) -> dict[str, int] | None:
@@ -40,14 +46,10 @@ def _parse_json_object(text: str | None, flag: str) -> dict:
 
 
 def _load(args):
-    from harness.data import load_dataset
-
     return load_dataset(args.dataset, _parse_generated(args.generated_features), args.seed)
 
 
 def cmd_datasets(args) -> None:
-    from harness.data import load_dataset, shipped_datasets
-
     names = args.dataset or shipped_datasets()
     rows = [load_dataset(name).summary() for name in names]
     if args.json:
@@ -61,22 +63,43 @@ def cmd_datasets(args) -> None:
 
 
 def cmd_backbones(args) -> None:
-    from backbones import BACKBONES
-    from harness.pipeline import backbone_hparams
+    from backbones import BACKBONES  # torch
 
-    for name in BACKBONES.names():
-        cls = BACKBONES.get(name)
-        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else cls.__module__}")
-        print(f"  hyperparameters: {json.dumps(backbone_hparams(name))}")
-        print(f"  training defaults: {json.dumps(cls.training_defaults)}")
+    rows = [BACKBONES.describe(name) | {"min_modalities": BACKBONES.get(name).min_modalities,
+                                         "training_defaults": BACKBONES.get(name).training_defaults}
+            for name in BACKBONES.names()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    for row in rows:
+        _print_plugin(row)
+        print(f"    {'training defaults':<22}{json.dumps(row['training_defaults'])}")
+        print(f"    {'content modalities':<22}at least {row['min_modalities']}\n")
+
+
+def _print_plugin(row: dict) -> None:
+    """A plugin as a block: its name and summary, then one line per hyperparameter
+    (name, type, default, range, what it is)."""
+    print(f"{row['name']}: {row['summary']}")
+    for name, h in row["hyperparameters"].items():
+        if "range" in h:
+            interval = h["range"]
+        elif h.get("low") is not None or h.get("high") is not None:
+            interval = f"[{h['low']}, {h['high']}]" + (" log" if h.get("log") else "")
+            interval += " per branch" if h.get("per_branch") else ""
+        else:
+            interval = "-"
+        default = json.dumps(h["default"])
+        print(f"    {name:<22}{h['type']:<22}{default:<12}{interval:<26}{h.get('doc', '')}".rstrip())
 
 
 def cmd_train(args) -> None:
-    import torch
+    import torch  # the protocol layer: torch
 
-    from harness.pipeline import train_backbone
-    from harness.graph import UserItemGraph
-    from harness.train import evaluate_model
+    from backbones.blocks.graph import UserItemGraph
+    from harness.protocol.evaluation import evaluate_model
+    from harness.protocol.models import train_backbone
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -116,21 +139,24 @@ def cmd_train(args) -> None:
 
 
 def cmd_methods(args) -> None:
-    from methods import METHODS
+    from methods import METHODS  # torch
 
-    for name in METHODS.names():
-        cls = METHODS.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{name}: {doc}")
-        print(f"  hyperparameters: {json.dumps(cls.describe())}")
+    rows = [METHODS.describe(name) for name in METHODS.names()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    for row in rows:
+        _print_plugin(row)
+        print()
 
 
 def cmd_unlearn(args) -> None:
-    import torch
+    import torch  # the protocol layer: torch
 
-    from harness.regimes import make_task, task_from_request
-    from harness.unlearning import prepare, run_method
-    from methods import METHODS
+    from harness.data.regimes import make_task, task_from_request
+    from harness.protocol.unlearning import prepare, run_method
+    from methods import METHODS, Budget
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -147,7 +173,9 @@ def cmd_unlearn(args) -> None:
         cache_dir=Path(args.cache_dir), device=torch.device(args.device) if args.device else None,
         progress=not args.quiet,
     )
-    record = run_method(refs, args.method, params, epochs=args.budget_epochs, batch_size=args.batch_size)
+    shared = {"epochs": args.budget_epochs, "batch_size": args.batch_size}
+    budget = Budget(**{key: value for key, value in shared.items() if value is not None})
+    record = run_method(refs, args.method, params, budget)
     if args.json:
         print(json.dumps(record))
     else:
@@ -158,8 +186,9 @@ def cmd_unlearn(args) -> None:
 
 
 def cmd_run(args) -> int:
-    from harness.experiment import QUICKSTART, load_experiment
-    from harness.runner import run_experiment
+    from harness.distributed.experiment import load_experiment  # torch
+    from harness.distributed.runner import run_experiment  # Ray
+    from reports.page import write_report
 
     experiment = load_experiment(args.experiment or QUICKSTART)
     out = Path(args.out or Path("runs") / experiment.name)
@@ -172,14 +201,12 @@ def cmd_run(args) -> int:
     _print_overview(out)
     print(f"results: {out.resolve()}  (pandas.read_parquet({str(out)!r}); log: {out / '_logs' / 'run.log'})")
     if summary.total > summary.errors:
-        from reports.page import write_report
-
         print(f"report: {write_report(out).resolve()}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from reports.page import write_report
+    from reports.page import write_report  # Plotly
 
     path = write_report(args.results, args.output, args.png)
     print(f"report: {path.resolve()}")
@@ -187,8 +214,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from harness.experiment import load_experiment
-    from tuning.sweep import run_sweep
+    from harness.distributed.experiment import load_experiment  # torch
+    from reports.page import write_report
+    from tuning.sweep import run_sweep  # Ray Tune, Optuna
 
     experiment = load_experiment(args.experiment)
     if args.sampler or args.objective:
@@ -205,8 +233,6 @@ def cmd_tune(args) -> int:
         values = ", ".join(f"{n} {row[n]:.4f}" if n in row else n for n in names)
         print(f"  trial {row['trial_id']}: {values}; {row['config']}")
     print(f"results: {out.resolve()}  (study: sqlite:///{out.resolve() / '_study.db'})")
-    from reports.page import write_report
-
     print(f"report: {write_report(out).resolve()}")
     return 0
 
@@ -214,7 +240,7 @@ def cmd_tune(args) -> int:
 def _print_overview(out: Path) -> None:
     """Per dataset, backbone and regime: each configuration's mean figures over seeds
     (plain runs and re-tested sweep fronts, as in the report)."""
-    from harness.store import ResultsStore
+    from harness.distributed.store import ResultsStore  # pyarrow
     from reports.tables import CELL, method_table, tidy
 
     frame = ResultsStore(out).read()
@@ -242,7 +268,7 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
     p.add_argument("--device", help="torch device (default: cuda if present, else cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--cache-dir", default=".cache/models")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"model cache (default: {DEFAULT_CACHE})")
     p.add_argument("--json", action="store_true", help="one JSON line on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -264,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("backbones", help="list registered backbones and hyperparameters")
+    p = sub.add_parser("backbones", help="list registered backbones, their hyperparameters and training defaults")
+    p.add_argument("--json", action="store_true", help="one JSON object per backbone")
     p.set_defaults(func=cmd_backbones)
 
     p = sub.add_parser("train", help="train a backbone and print validation and test metrics")
@@ -273,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="always train; write no checkpoint")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("methods", help="list registered unlearning methods and hyperparameters")
+    p = sub.add_parser("methods", help="list registered unlearning methods and their hyperparameters")
+    p.add_argument("--json", action="store_true", help="one JSON object per method")
     p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser("unlearn", help="run one unlearning method and print its record")
@@ -284,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request", help="CSV of userID,itemID pairs to delete (overrides --regime)")
     p.add_argument("--method", default="mmrecun")
     p.add_argument("--params", help="method hyperparameters as a JSON object")
-    p.add_argument("--budget-epochs", type=int, default=10, help="passes over D_f for approximate methods")
-    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--budget-epochs", type=int, help="passes over D_f for approximate methods (default: the shared budget's)")
+    p.add_argument("--batch-size", type=int, help="D_f pairs per step (default: the shared budget's)")
     p.set_defaults(func=cmd_unlearn)
 
     p = sub.add_parser("run", help="run an experiment on Ray (default: the quickstart)")

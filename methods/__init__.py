@@ -1,10 +1,12 @@
-"""Unlearning methods and their plugin registry.
+"""Unlearning methods as plugins: the contract (:mod:`methods.base`), the built-ins and
+their registry. May import ``backbones`` and ``harness.core`` only, never the protocol
+that runs them.
 
 ``METHODS.get(name)`` returns a class; outside packages register through the
 ``tru.methods`` entry-point group or ``@METHODS.register("name")``.
 """
 
-from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod  # noqa: F401
+from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod  # noqa: F401
 from methods import exact, reverse, tru  # noqa: E402,F401  (register the built-ins)
 
-__all__ = ["METHODS", "Budget", "HyperParameter", "UnlearningMethod"]
+__all__ = ["METHODS", "Budget", "ForgetTask", "HyperParameter", "UnlearningMethod"]

@@ -1,29 +1,104 @@
-"""The unlearning-method contract and its registry.
+"""The unlearning-method contract: the deletion request, the budget, hyperparameters, the
+base class and the registry. Plugin authors import only this module (or ``methods``).
 
 Lifecycle of an :class:`UnlearningMethod`:
 
 1. ``cls(**params)``: each declared :class:`HyperParameter` is validated (type, range);
    missing ones take their default; an unknown name is an error naming it.
 2. ``unlearn(model, task, budget) -> model``: ``model`` is the trained original
-   (``theta0``), to be run on the retained graph ``task.retain_graph()``; the method
-   may edit it in place and returns the unlearned model. ``budget`` fixes what every
-   approximate method may spend (epochs over ``D_f``, batch size) and the seed, so
-   comparisons are fair; it also carries ``train_from_scratch`` for exact retraining.
+   (``theta0``), to be run on the retained graph ``task.retain_graph()`` of the
+   :class:`ForgetTask`; the method may edit it in place and returns the unlearned model.
+   ``budget`` (:class:`Budget`) fixes what every approximate method may spend (epochs
+   over ``D_f``, batch size) and the seed, so comparisons are fair; it also carries
+   ``train_from_scratch`` for exact retraining.
 3. ``summary()``: what the method decided (goes into the record, as JSON).
+
+The class docstring's first line is the method's summary in ``tru methods``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from backbones.base import Backbone
-from harness.errors import UserError
-from harness.registry import Registry
+from backbones.blocks.graph import UserItemGraph
+from harness.core.errors import UserError
+from harness.core.registry import Registry
 
 METHODS = Registry("method", "tru.methods")
+
+
+@dataclass(frozen=True, eq=False)
+class ForgetTask:
+    """One deletion request on one dataset; arrays of ``(user, item)`` pairs ``[n, 2]``."""
+
+    regime: str
+    selection: str
+    ratio: float
+    seed: int
+    forget: np.ndarray
+    retain: np.ndarray
+    users: np.ndarray  # users with at least one forgotten pair
+    items: np.ndarray  # items with at least one forgotten pair
+    n_users: int
+    n_items: int
+    valid: np.ndarray  # the dataset's validation pairs (held-out non-members for TRU's p*)
+
+    @property
+    def removed_users(self) -> np.ndarray:
+        """Users deleted as a whole (user regime): they leave retained evaluation."""
+        return self.users if self.regime == "user" else np.zeros(0, dtype=np.int64)
+
+    def retained_users(self) -> torch.Tensor:
+        """Ids of the users that remain (all but :attr:`removed_users`), ``[n]``."""
+        kept = torch.ones(self.n_users, dtype=torch.bool)
+        kept[torch.from_numpy(self.removed_users)] = False
+        return kept.nonzero().squeeze(1)
+
+    @property
+    def key(self) -> str:
+        """A hash of the forget set (cache keys of retrained references)."""
+        return hashlib.sha256(np.ascontiguousarray(self.forget).tobytes()).hexdigest()[:16]
+
+    def retain_graph(self) -> UserItemGraph:
+        return UserItemGraph(torch.from_numpy(self.retain), self.n_users, self.n_items)
+
+    def describe(self) -> dict:
+        return {
+            "regime": self.regime, "selection": self.selection, "ratio": self.ratio,
+            "forget_pairs": len(self.forget), "forget_users": len(self.users),
+            "forget_items": len(self.items), "forget_key": self.key,
+        }
+
+
+
+class Budget(BaseModel):
+    """What every approximate method may spend, the seed, and exact retraining.
+
+    ``epochs`` and ``batch_size`` are the shared budget an experiment's ``[budget]`` table
+    sets (these defaults are the harness's); ``seed`` and ``train_from_scratch`` are set
+    by the harness for each job (the job's seed; a trainer of the job's backbone).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    SHARED: ClassVar[tuple[str, ...]] = ("epochs", "batch_size")
+
+    epochs: int = Field(10, ge=1, description="passes over D_f")
+    batch_size: int = Field(2048, ge=1, description="D_f pairs per step (and D_r pairs beside them)")
+    seed: int = Field(0, ge=0, description="the job's seed")
+    train_from_scratch: Callable[[np.ndarray], Backbone] | None = Field(
+        None, exclude=True, description="trains the job's backbone from scratch on the given pairs")
+
+    def shared(self) -> dict:
+        """The shared part (``epochs``, ``batch_size``), for run keys and records."""
+        return {name: getattr(self, name) for name in self.SHARED}
 
 
 @dataclass(frozen=True)
@@ -58,17 +133,7 @@ class HyperParameter:
 
     def describe(self) -> dict:
         return {"type": self.kind.__name__, "default": self.default, "low": self.low, "high": self.high, "log": self.log,
-                "per_branch": self.per_branch}
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What every approximate method may spend, the seed, and exact retraining."""
-
-    epochs: int = 10
-    batch_size: int = 2048
-    seed: int = 0
-    train_from_scratch: Callable[[np.ndarray], Backbone] | None = field(default=None, compare=False)
+                "per_branch": self.per_branch, "doc": self.doc}
 
 
 class UnlearningMethod:
@@ -90,7 +155,7 @@ class UnlearningMethod:
         }
         self.decisions: dict = {}
 
-    def unlearn(self, model: Backbone, task, budget: Budget) -> Backbone:
+    def unlearn(self, model: Backbone, task: ForgetTask, budget: Budget) -> Backbone:
         raise NotImplementedError
 
     def summary(self) -> dict:

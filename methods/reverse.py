@@ -20,9 +20,9 @@ from typing import ClassVar
 import torch
 
 from backbones.base import Batch, gather_rows
-from harness.losses import bpr_loss
-from harness.sampling import NegativeSampler
-from harness.seeding import generator, seeded
+from backbones.blocks.losses import bpr_loss
+from backbones.blocks.sampling import NegativeSampler
+from harness.core.seeding import generator, seeded
 from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
 
 LR = HyperParameter("lr", float, 1e-3, 1e-5, 1e-1, log=True, doc="Adam step size")
@@ -124,5 +124,5 @@ class NegGradPlus(ReverseUpdate):
 
 @METHODS.register("mmrecun")
 class MMRecUn(ReverseUpdate):
-    """The uniform reverse update (MMRecUn; TRU.md): reverse BPR on D_f plus forward
+    """The uniform reverse update (MMRecUn; docs/tru.md): reverse BPR on D_f plus forward
     BPR on D_r over all parameters alike."""

@@ -1,4 +1,4 @@
-"""TRU: targeted reverse update (specification: TRU.md in the shared project folder).
+"""TRU: targeted reverse update (the method as implemented here: ``docs/tru.md``).
 
 TRU keeps MMRecUn's two terms (:mod:`methods.reverse`) and changes where and how
 strongly the reverse part acts, with three interventions that switch off one by one:
@@ -47,18 +47,20 @@ exactly the MMRecUn update.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backbones.base import Batch
-from harness.evaluate import row_entries
-from harness.losses import bpr_loss
-from harness.seeding import generator, seeded
-from harness.train import EVAL_SEED, eval_embeddings
+from backbones.base import EVAL_SEED, Batch, eval_embeddings
+from backbones.blocks.csr import row_entries
+from backbones.blocks.graph import UserItemGraph
+from backbones.blocks.losses import bpr_loss
+from harness.core.errors import UserError
+from harness.core.seeding import generator, seeded
 from methods.base import METHODS, Budget, HyperParameter
 from methods.reverse import LAMBDA_F, MMRecUn, pair_scores
 
@@ -104,7 +106,35 @@ def rank_stats(users, items, pairs, exclude, p_star: float | None = None):
         return p, mean[inverse], std[inverse], at
 
 
+class Unit(NamedTuple):
+    """A unit of capacity-aware layer isolation: a whole shared tensor (``rows`` None) or
+    the touched / untouched rows of an embedding table."""
+
+    label: str  # "item_embedding[touched]", or the tensor's name
+    param: str  # the parameter it belongs to
+    rows: torch.Tensor | None  # boolean row mask, None for a whole tensor
+    sensitivity: float  # S_l: summed diagonal Fisher of the reverse loss
+    capacity: int  # c_l: entries (rows x width), or max(numel, produces) for a shared tensor
+
+
+@dataclass
+class _Run:
+    """What one ``unlearn`` call computes before its steps and uses during them."""
+
+    graph: UserItemGraph  # G_r
+    exclude: torch.Tensor  # boolean CSR [U, I] of retained training items
+    forget_pairs: torch.Tensor  # D_f, [n, 2]
+    p_star: float = 1.0
+    alpha: dict[str, float] = field(default_factory=dict)  # step-size factor per branch
+    hooks: list = field(default_factory=list)  # gradient masks of partly isolated tables
+    epochs_run: int = 0
+
+
+@METHODS.register("tru")
 class TRU(MMRecUn):
+    """Targeted reverse update: MMRecUn with a ranking fusion gate, branch-wise modality
+    scaling and capacity-aware layer isolation (docs/tru.md)."""
+
     hyperparameters = (
         HyperParameter("gate_strength", float, 1.0, 0.0, 1.0, doc="gamma: weight of the rank term"),
         HyperParameter("gate_temperature", float, 0.05, 0.005, 0.5, log=True, doc="T, percentile units"),
@@ -122,44 +152,36 @@ class TRU(MMRecUn):
         LAMBDA_F,
     )
     tuned = ("gate_strength", "modality_scales", "layer_budget", "lr", "max_epochs", "lambda_f")
+    #: hyperparameters an ablation fixes (and so does not declare)
+    fixed: ClassVar[dict] = {}
 
     def __init__(self, **params):
         super().__init__(**params)
-        try:
-            scales = json.loads(self.params.get("modality_scales", "{}"))
-            assert isinstance(scales, dict) and all(isinstance(v, (int, float)) and v > 0 for v in scales.values())
-        except (json.JSONDecodeError, AssertionError):
-            from harness.errors import UserError
-
-            raise UserError(
-                f"method '{self.name}': modality_scales must be a JSON object of positive numbers, "
-                f"got {self.params.get('modality_scales')!r}"
-            ) from None
-        self.scales = {str(k): float(v) for k, v in scales.items()}
+        self.params |= self.fixed
+        self.scales = _modality_scales(self.name, self.params["modality_scales"])
+        self.run: _Run | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def unlearn(self, model, task, budget: Budget):
-        self.graph = task.retain_graph()
-        self.exclude = self.graph.user_items_csr()
-        self.forget_pairs = torch.from_numpy(task.forget)
-        self.p_star = self.non_member_level(model, task, budget.seed)
-        self.decisions["p_star"] = self.p_star
+        graph = task.retain_graph()
+        self.run = run = _Run(graph, graph.user_items_csr(), torch.from_numpy(task.forget))
+        run.p_star = self.non_member_level(model, task, budget.seed)
+        self.decisions["p_star"] = run.p_star
         self._probe(model, task, budget.seed)
-        self.epochs_run = 0
-        capped = dataclasses.replace(budget, epochs=min(self.params["max_epochs"], budget.epochs))
+        capped = budget.model_copy(update={"epochs": min(self.params["max_epochs"], budget.epochs)})
         try:
             model = super().unlearn(model, task, capped)
         finally:
-            for handle in self._hooks:
+            for handle in run.hooks:
                 handle.remove()
             for p in model.parameters():
                 p.requires_grad_(True)
-        p = self._percentiles(model, self.forget_pairs)
-        gate = torch.sigmoid((p - self.p_star) / self.params["gate_temperature"])
+        p = self._percentiles(model, run.forget_pairs)
+        gate = torch.sigmoid((p - run.p_star) / self.params["gate_temperature"])
         self.decisions |= {
-            "epochs_run": self.epochs_run,
+            "epochs_run": run.epochs_run,
             "final_gate": float(gate.mean()),
-            "final_excess": float((p - self.p_star).clamp(min=0).mean()),
+            "final_excess": float((p - run.p_star).clamp(min=0).mean()),
         }
         return model
 
@@ -177,26 +199,25 @@ class TRU(MMRecUn):
         index = torch.from_numpy(task.users if task.regime == "user" else task.items)
         with seeded(seed + 1, model.device):
             probe.redraw_rows(task.regime, index)
-        cold = float(self._percentiles(probe, self.forget_pairs).median())
+        cold = float(self._percentiles(probe, self.run.forget_pairs).median())
         self.decisions["p_cold_start"] = cold
         return min(cold, held)
 
     def _percentiles(self, model, pairs) -> torch.Tensor:
         """Rank percentiles ``[n]`` of ``pairs`` under ``model``'s evaluation embeddings on G_r."""
-        return rank_stats(*eval_embeddings(model, self.graph), pairs, self.exclude)[0]
+        return rank_stats(*eval_embeddings(model, self.run.graph), pairs, self.run.exclude)[0]
 
     # ------------------------------------------------------------------ probes
     def _probe(self, model, task, seed: int) -> None:
         """Per-example squared gradients on D_f (reverse loss) and D_r (forward BPR)."""
         beta, rho = self.params["scale_power"], self.params["layer_budget"]
-        self._hooks = []
-        self.alpha = {}
         if beta == 0.0 and rho >= 1.0:
             return
         gen = generator(seed + 2)
         n = self.params["probe_size"]
         retain = torch.from_numpy(task.retain)
-        f_pairs = self.forget_pairs[torch.randperm(len(self.forget_pairs), generator=gen)[:n]]
+        forget = self.run.forget_pairs
+        f_pairs = forget[torch.randperm(len(forget), generator=gen)[:n]]
         r_pairs = retain[torch.randperm(len(retain), generator=gen)[:n]]
         negatives = torch.randint(task.n_items, (2, n), generator=gen)
         fisher_f = self._fisher(model, f_pairs, negatives[0][: len(f_pairs)], reverse=True)
@@ -211,10 +232,10 @@ class TRU(MMRecUn):
                 ratio[branch] = (f + 1e-30) / (r + 1e-30)
             median = float(np.median(list(ratio.values())))
             lo, hi = self.params["alpha_min"], self.params["alpha_max"]
-            self.alpha = {
+            self.run.alpha = {
                 b: self.scales.get(b, 1.0) * float(np.clip((r / median) ** beta, lo, hi)) for b, r in ratio.items()
             }
-            self.decisions["alpha"] = self.alpha
+            self.decisions["alpha"] = self.run.alpha
         if rho < 1.0:
             self._isolate(model, task, specs, fisher_f, rho)
 
@@ -223,11 +244,12 @@ class TRU(MMRecUn):
         total = {k: torch.zeros_like(p) for k, p in params.items()}
         was_training = model.training
         model.eval()
+        graph = self.run.graph
         with seeded(EVAL_SEED, model.device):
-            users, items = model(self.graph)
+            users, items = model(graph)
             device = model.device
             for (u, i), j in zip(pairs.tolist(), negatives.tolist()):
-                batch = Batch(self.graph, torch.tensor([u], device=device), torch.tensor([i], device=device),
+                batch = Batch(graph, torch.tensor([u], device=device), torch.tensor([i], device=device),
                               torch.tensor([j], device=device))
                 pos, neg = pair_scores(users, items, batch)
                 loss = bpr_loss(neg, pos) if reverse else bpr_loss(pos, neg)
@@ -240,7 +262,7 @@ class TRU(MMRecUn):
 
     def _isolate(self, model, task, specs, fisher_f, rho: float) -> None:
         params = dict(model.named_parameters())
-        units = []  # (name, rows or None, sensitivity, capacity)
+        units: list[Unit] = []
         touched = {"user": torch.from_numpy(task.users), "item": torch.from_numpy(task.items)}
         for spec in specs:
             p, f = params[spec.name], fisher_f[spec.name]
@@ -250,44 +272,45 @@ class TRU(MMRecUn):
                 width = p[0].numel()
                 for label, rows in (("touched", mask), ("untouched", ~mask)):
                     if rows.any():
-                        units.append((f"{spec.name}[{label}]", spec.name, rows,
-                                      float(f[rows.to(f.device)].sum()), int(rows.sum()) * width))
+                        units.append(Unit(f"{spec.name}[{label}]", spec.name, rows,
+                                          float(f[rows.to(f.device)].sum()), int(rows.sum()) * width))
             else:
-                units.append((spec.name, spec.name, None, float(f.sum()), max(p.numel(), spec.produces)))
-        total = sum(u[4] for u in units)
-        order = sorted(units, key=lambda u: u[3] / u[4], reverse=True)
+                units.append(Unit(spec.name, spec.name, None, float(f.sum()), max(p.numel(), spec.produces)))
+        total = sum(u.capacity for u in units)
+        order = sorted(units, key=lambda u: u.sensitivity / u.capacity, reverse=True)
         chosen, used = [], 0
         for unit in order:
-            if not chosen or used + unit[4] <= rho * total:
+            if not chosen or used + unit.capacity <= rho * total:
                 chosen.append(unit)
-                used += unit[4]
-        active: dict[str, torch.Tensor | None] = {}
-        for _, name, rows, _, _ in chosen:
-            if rows is None:
-                active[name] = None
+                used += unit.capacity
+        active: dict[str, torch.Tensor | None] = {}  # parameter -> rows to update (None: all)
+        for unit in chosen:
+            if unit.rows is None:
+                active[unit.param] = None
             else:
-                active[name] = rows if name not in active else active[name] | rows
+                active[unit.param] = unit.rows if unit.param not in active else active[unit.param] | unit.rows
         for name, p in params.items():
             if name not in active:
                 p.requires_grad_(False)
             elif active[name] is not None and not bool(active[name].all()):
                 shape = (-1,) + (1,) * (p.dim() - 1)
                 keep = active[name].to(p.device, p.dtype).reshape(shape)
-                self._hooks.append(p.register_hook(lambda g, keep=keep: g * keep))
-        self.decisions["units"] = [{"unit": u[0], "capacity_share": u[4] / total} for u in chosen]
+                self.run.hooks.append(p.register_hook(lambda g, keep=keep: g * keep))
+        self.decisions["units"] = [{"unit": u.label, "capacity_share": u.capacity / total} for u in chosen]
         self.decisions["capacity_share"] = used / total
 
     # ------------------------------------------------------------------ hooks into the family
     def parameter_groups(self, model, task) -> list[dict]:
         trainable = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
-        if not self.alpha:
+        alpha = self.run.alpha
+        if not alpha:
             return [{"params": [p for _, p in trainable]}]
         branch_of = {s.name: s.branch for s in model.parameter_specs()}
         groups: dict[str, list] = {}
         for name, p in trainable:
             groups.setdefault(branch_of[name], []).append(p)
         lr = self.params["lr"]
-        return [{"params": ps, "lr": lr * self.alpha.get(b, 1.0)} for b, ps in groups.items()]
+        return [{"params": ps, "lr": lr * alpha.get(b, 1.0)} for b, ps in groups.items()]
 
     def forget_loss(self, model, users, items, batch: Batch) -> torch.Tensor:
         gamma = self.params["gate_strength"]
@@ -295,40 +318,59 @@ class TRU(MMRecUn):
             return super().forget_loss(model, users, items, batch)
         pos, neg = pair_scores(users, items, batch)
         pairs = torch.stack([batch.users, batch.pos_items], 1).cpu()
-        p, mean, std, at = rank_stats(users.detach(), items.detach(), pairs, self.exclude, self.p_star)
-        gate = gamma * torch.sigmoid((p - self.p_star) / self.params["gate_temperature"])
+        p_star = self.run.p_star
+        p, mean, std, at = rank_stats(users.detach(), items.detach(), pairs, self.run.exclude, p_star)
+        gate = gamma * torch.sigmoid((p - p_star) / self.params["gate_temperature"])
         z = (pos - mean) / std
         z_star = (at - mean) / std
         rank_term = F.softplus(z - z_star + self.params["gate_margin"])
         return ((1 - gate) * F.softplus(neg - pos) + gate * rank_term).mean()
 
     def should_stop(self, model, task) -> bool:
-        self.epochs_run += 1
+        self.run.epochs_run += 1
         tolerance = self.params["stop_tolerance"]
         if tolerance <= 0.0:
             return False
-        p = self._percentiles(model, self.forget_pairs)
-        return float((p - self.p_star).clamp(min=0).mean()) < tolerance
+        p = self._percentiles(model, self.run.forget_pairs)
+        return float((p - self.run.p_star).clamp(min=0).mean()) < tolerance
 
 
-METHODS.register("tru")(TRU)
+def _modality_scales(method: str, text: str) -> dict[str, float]:
+    """``modality_scales`` parsed: a JSON object of positive numbers, else a :class:`UserError`."""
+    try:
+        scales = json.loads(text)
+    except json.JSONDecodeError:
+        scales = None
+    if not isinstance(scales, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in scales.values()):
+        raise UserError(f"method '{method}': modality_scales must be a JSON object of positive numbers, got {text!r}")
+    return {str(k): float(v) for k, v in scales.items()}
 
 
-def _ablation(name: str, fixed: dict, doc: str):
-    cls = type(name.replace("-", "_").title().replace("_", ""), (TRU,), {
-        "__doc__": doc,
-        "hyperparameters": tuple(h for h in TRU.hyperparameters if h.name not in fixed),
-    })
-
-    def __init__(self, **params):
-        TRU.__init__(self, **params)  # validates the remaining declared ones
-        self.params |= fixed
-
-    cls.__init__ = __init__
-    return METHODS.register(name)(cls)
+def _without(fixed: dict) -> tuple[HyperParameter, ...]:
+    """TRU's declared hyperparameters less those an ablation fixes."""
+    return tuple(h for h in TRU.hyperparameters if h.name not in fixed)
 
 
-_ablation("tru-no-gate", {"gate_strength": 0.0, "stop_tolerance": 0.0},
-          "TRU without the ranking fusion gate (and without its stopping rule).")
-_ablation("tru-no-scale", {"scale_power": 0.0, "modality_scales": "{}"}, "TRU without branch-wise modality scaling.")
-_ablation("tru-no-isolation", {"layer_budget": 1.0}, "TRU without capacity-aware layer isolation.")
+@METHODS.register("tru-no-gate")
+class TRUNoGate(TRU):
+    """TRU without the ranking fusion gate (and without its stopping rule)."""
+
+    fixed = {"gate_strength": 0.0, "stop_tolerance": 0.0}
+    hyperparameters = _without(fixed)
+
+
+@METHODS.register("tru-no-scale")
+class TRUNoScale(TRU):
+    """TRU without branch-wise modality scaling."""
+
+    fixed = {"scale_power": 0.0, "modality_scales": "{}"}
+    hyperparameters = _without(fixed)
+
+
+@METHODS.register("tru-no-isolation")
+class TRUNoIsolation(TRU):
+    """TRU without capacity-aware layer isolation."""
+
+    fixed = {"layer_budget": 1.0}
+    hyperparameters = _without(fixed)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from harness.errors import UserError
-from harness.store import ResultsStore
+from harness.core.errors import UserError
+from harness.distributed.store import ResultsStore
 from reports.figures import cell_figures
 from reports.pareto import REFERENCE
 from reports.tables import CELL, FIELDS, fronts, hypervolumes, method_table, points, references, tidy

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.protocol.records import mia_gap
 from reports.pareto import REFERENCE, hypervolume_2d, pareto_mask
 
 CELL = ["dataset", "backbone", "regime"]
@@ -39,7 +40,7 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     configurations), ``method front #k`` for a re-tested configuration of a sweep's front."""
     ok = frame[frame["status"] == "ok"].copy()
     ok["kind"] = np.where(ok["sweep"].isna(), "run", np.where(ok["split"] == "test", "retest", "trial"))
-    ok["mia_gap"] = (ok["mia_auc"] - ok["retrain_mia_auc"]).abs()
+    ok["mia_gap"] = mia_gap(ok["mia_auc"], ok["retrain_mia_auc"])
     ok["label"] = ok["method"]
     for kind, suffix in (("run", ""), ("retest", " front")):
         for _, group in ok[ok["kind"] == kind].groupby(CELL + ["method"]):

@@ -21,7 +21,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 
 def search_space(method_cls, branches: list[str], overrides: dict | None = None) -> tuple[dict, dict]:

@@ -34,14 +34,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
+import ray
+from optuna.samplers import NSGAIISampler, TPESampler
+from optuna.trial import TrialState
 from ray import tune
+from ray.tune.search.optuna import OptunaSearch
 
-from harness.errors import UserError
-from harness.experiment import Experiment, MethodSpec
-from harness.store import ResultsStore
+from harness.core.errors import UserError
+from harness.distributed.cluster import ray_session
+from harness.distributed.experiment import Experiment, MethodSpec
+from harness.distributed.host import start_hosts
+from harness.distributed.runner import run_experiment
+from harness.distributed.store import ResultsStore
+from harness.protocol.records import Objective, objectives
+from methods import METHODS
 from reports.pareto import pareto_mask
-from tuning.objectives import Objective, objectives
+from tuning.space import search_space
+from tuning.trainable import HostPool, run_trial
 
 LOG = logging.getLogger("tru")
 
@@ -75,102 +86,98 @@ def front_of(records: pd.DataFrame, objs: list[Objective]) -> pd.DataFrame:
 
 def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path, *, resume: bool = False,
               address: str | None = None, progress: bool = True, retest: bool = True) -> SweepSummary:
-    import ray
-
-    from harness.cluster import connect, keep_worker_logs, logging_to
-    from methods import METHODS
-    from tuning.space import search_space
-
     for key in ("datasets", "backbones", "regimes"):
         if len(getattr(experiment, key)) != 1:
             raise UserError(f"tru tune: the experiment must name exactly one dataset, backbone and regime "
                             f"(it names {len(getattr(experiment, key))} {key})")
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
-    method_cls = METHODS.get(method)
-    settings = experiment.tune
-    objs = objectives(settings.objectives)
     out = Path(out).resolve()
     store = ResultsStore(out)
-    sweep = sweep_name(experiment, method)
-    done = trial_records(store, sweep)
-    if len(done) and not resume:
-        raise UserError(f"{out}: already holds sweep '{sweep}'; pass --resume to continue it, or choose another --out")
-    search_space(method_cls, [], settings.space)  # a bad override fails before any work
-    with logging_to(out / "_logs"):
-        started_ray = connect(experiment.ray, address)
+    sweep = _Sweep(experiment, method, trials, out, store, sweep_name(experiment, method),
+                   objectives(experiment.tune.objectives), address, progress)
+    sweep.done = trial_records(store, sweep.name)
+    if len(sweep.done) and not resume:
+        raise UserError(f"{out}: already holds sweep '{sweep.name}'; pass --resume to continue it, or choose another --out")
+    search_space(METHODS.get(method), [], experiment.tune.space)  # a bad override fails before any work
+    with ray_session(experiment.ray, address, out):
+        sweep.search()
+        return sweep.summary(retest)
+
+
+@dataclass
+class _Sweep:
+    """One sweep of ``method`` on the experiment's one dataset, backbone and regime (first seed)."""
+
+    experiment: Experiment
+    method: str
+    trials: int
+    out: Path
+    store: ResultsStore
+    name: str
+    objectives: list[Objective]
+    address: str | None
+    progress: bool
+    done: pd.DataFrame | None = None  # the trial records stored before this call
+
+    def search(self) -> None:
+        """Run the trials still missing on model-host actors (steps 1-3 of the module docstring)."""
+        experiment, settings = self.experiment, self.experiment.tune
+        dataset, backbone, regime = experiment.datasets[0], experiment.backbones[0], experiment.regimes[0]
+        seed = experiment.seeds[0]
+        hosts = []
         try:
-            return _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress,
-                                      retest)
-        finally:
-            if started_ray:
-                keep_worker_logs(out / "_logs" / "ray")
-                ray.shutdown()
-
-
-def _search_and_retest(experiment, method, trials, out, store, sweep, done, objs, address, progress, retest):
-    import optuna
-    import ray
-    from optuna.samplers import NSGAIISampler, TPESampler
-    from ray.tune.search.optuna import OptunaSearch
-
-    from harness.host import start_hosts
-    from harness.runner import run_experiment
-    from methods import METHODS
-    from tuning.space import search_space
-    from tuning.trainable import HostPool, run_trial
-
-    settings = experiment.tune
-    dataset, backbone, regime, seed = experiment.datasets[0], experiment.backbones[0], experiment.regimes[0], experiment.seeds[0]
-    hosts = []
-    try:
-        hosts = start_hosts(experiment, dataset, backbone, seed, experiment.resources.actors_per_model)
-        space, fixed = search_space(METHODS.get(method), ray.get(hosts[0].branches.remote()), settings.space)
-        storage = optuna.storages.RDBStorage(f"sqlite:///{out / '_study.db'}")
-        _reconcile(storage, sweep, done, space, objs)
-        remaining = trials - len(done)
-        LOG.info("sweep %s: %d trials stored, %d to run; space %s", sweep, len(done), remaining, sorted(space))
-        if remaining > 0:
+            hosts = start_hosts(experiment, dataset, backbone, seed, experiment.resources.actors_per_model)
+            space, fixed = search_space(METHODS.get(self.method), ray.get(hosts[0].branches.remote()), settings.space)
+            storage = optuna.storages.RDBStorage(f"sqlite:///{self.out / '_study.db'}")
+            _reconcile(storage, self.name, self.done, space, self.objectives)
+            remaining = self.trials - len(self.done)
+            LOG.info("sweep %s: %d trials stored, %d to run; space %s", self.name, len(self.done), remaining,
+                     sorted(space))
+            if remaining <= 0:
+                return
             sampler_cls = TPESampler if settings.sampler == "tpe" else NSGAIISampler
             searcher = OptunaSearch(
-                space, metric=[o.name for o in objs], mode=[o.mode for o in objs],
-                sampler=sampler_cls(seed=settings.seed + len(done)), study_name=sweep, storage=storage,
+                space, metric=[o.name for o in self.objectives], mode=[o.mode for o in self.objectives],
+                sampler=sampler_cls(seed=settings.seed + len(self.done)), study_name=self.name, storage=storage,
             )
             trainable = tune.with_parameters(
                 run_trial, pool=HostPool.remote(len(hosts)), hosts=hosts, experiment=experiment, dataset=dataset,
-                backbone=backbone, seed=seed, regime=regime, method=method, fixed=fixed,
-                objective_names=settings.objectives, sweep=sweep,
+                backbone=backbone, seed=seed, regime=regime, method=self.method, fixed=fixed,
+                objective_names=settings.objectives, sweep=self.name,
             )
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 0, "memory": 64 * 2**20}),  # the work runs on the hosts
                 tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
                                             max_concurrent_trials=len(hosts), reuse_actors=True),
-                run_config=tune.RunConfig(name=sweep, storage_path=str(out / "_tune"), verbose=0,
-                                          callbacks=[_StoreWriter(store)],
-                                          progress_reporter=None if progress else _Silent()),
+                run_config=tune.RunConfig(name=self.name, storage_path=str(self.out / "_tune"), verbose=0,
+                                          callbacks=[_StoreWriter(self.store)],
+                                          progress_reporter=None if self.progress else _Silent()),
             )
-            quiet = {} if progress else {"RAY_AIR_NEW_OUTPUT": "0"}  # the new output prints even at verbose=0
+            quiet = {} if self.progress else {"RAY_AIR_NEW_OUTPUT": "0"}  # the new output prints even at verbose=0
             with _environ(quiet):
                 tuner.fit()
-    finally:
-        for host in hosts:
-            ray.kill(host)
-    records = trial_records(store, sweep)
-    front = front_of(records, objs)
-    retested = 0
-    if retest and not front.empty:
-        specs = [MethodSpec(name=method, params=json.loads(p)) for p in front["params"].drop_duplicates()]
-        derived = experiment.model_copy(update={"methods": specs, "seeds": settings.retest_seeds or experiment.seeds})
-        retested = run_experiment(derived, out, resume=True, address=address, progress=progress,
-                                  extra={"sweep": sweep, "split": "test"}).done
-    return SweepSummary(sweep, len(records), len(records) - len(done), front, retested)
+        finally:
+            for host in hosts:
+                ray.kill(host)
+
+    def summary(self, retest: bool) -> SweepSummary:
+        """The validation Pareto front of every stored trial, re-evaluated on test over
+        ``retest_seeds`` when ``retest`` (step 4)."""
+        records = trial_records(self.store, self.name)
+        front = front_of(records, self.objectives)
+        retested = 0
+        if retest and not front.empty:
+            specs = [MethodSpec(name=self.method, params=json.loads(p)) for p in front["params"].drop_duplicates()]
+            seeds = self.experiment.tune.retest_seeds or self.experiment.seeds
+            derived = self.experiment.model_copy(update={"methods": specs, "seeds": seeds})
+            retested = run_experiment(derived, self.out, resume=True, address=self.address, progress=self.progress,
+                                      extra={"sweep": self.name, "split": "test"}).done
+        return SweepSummary(self.name, len(records), len(records) - len(self.done), front, retested)
 
 
 def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[Objective]) -> None:
     """Make the study agree with the stored trial records (after a killed driver)."""
-    import optuna
-    from optuna.trial import TrialState
-
     try:
         study = optuna.load_study(study_name=sweep, storage=storage)
     except KeyError:

@@ -15,6 +15,11 @@ import math
 import ray
 from ray import tune
 
+from harness.distributed.experiment import make_job
+from harness.protocol.records import objectives
+from methods import METHODS
+from tuning.space import params_from
+
 
 @ray.remote(num_cpus=0)
 class HostPool:
@@ -34,11 +39,6 @@ class HostPool:
 
 def run_trial(config: dict, *, pool, hosts: list, experiment, dataset: str, backbone: str, seed: int, regime,
               method: str, fixed: dict, objective_names: list[str], sweep: str) -> None:
-    from harness.experiment import make_job
-    from methods import METHODS
-    from tuning.objectives import objectives
-    from tuning.space import params_from
-
     params = params_from(config, METHODS.get(method), fixed)
     extra = {"sweep": sweep, "split": "valid", "trial_id": tune.get_context().get_trial_id(),
              "config": json.dumps(config, sort_keys=True)}

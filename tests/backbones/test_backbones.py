@@ -3,12 +3,13 @@ import torch
 
 from backbones import BACKBONES
 from backbones.base import Batch
-from harness.data import load_dataset
-from harness.errors import UserError
-from harness.graph import UserItemGraph
-from harness.pipeline import build_backbone
-from harness.seeding import generator, seeded
-from harness.train import TrainConfig, evaluate_model, train
+from harness.data.datasets import load_dataset
+from harness.core.errors import UserError
+from backbones.blocks.graph import UserItemGraph
+from harness.protocol.models import build_backbone
+from harness.core.seeding import generator, seeded
+from harness.protocol.evaluation import evaluate_model
+from harness.protocol.training import TrainConfig, train
 
 NAMES = ["lightgcn", "mgcn", "miggt"]
 SMALL = {"miggt": {"hidden": 16}}

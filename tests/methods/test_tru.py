@@ -6,11 +6,12 @@ import torch
 from torch import nn
 
 from backbones.base import Backbone, ParamSpec, propagate
-from harness.regimes import make_task
-from harness.train import TrainConfig, train
-from harness.pipeline import build_backbone
+from harness.data.regimes import make_task
+from harness.protocol.training import TrainConfig, train
+from harness.protocol.models import build_backbone
 from methods import METHODS, Budget
-from methods.testing import check_method, tiny_dataset
+from harness.data.tiny import tiny_dataset
+from harness.protocol.conformance import check_method
 
 ALL_OFF = {"gate_strength": 0.0, "scale_power": 0.0, "layer_budget": 1.0, "stop_tolerance": 0.0, "lr": 1e-3}
 
@@ -120,7 +121,7 @@ def test_tru_runs_on_a_backbone_it_has_never_seen():
 
 
 def test_bad_modality_scales():
-    from harness.errors import UserError
+    from harness.core.errors import UserError
 
     with pytest.raises(UserError, match="modality_scales must be a JSON object"):
         METHODS.get("tru")(modality_scales="[1, 2]")

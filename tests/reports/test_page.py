@@ -3,8 +3,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from harness.errors import UserError
-from harness.store import ResultsStore
+from harness.core.errors import UserError
+from harness.distributed.store import ResultsStore
 from reports.page import build_page, write_report
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)

@@ -3,7 +3,7 @@ import json
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 from methods import METHODS
 from tuning.space import params_from, search_space
 

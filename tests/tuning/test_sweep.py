@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.errors import UserError
-from harness.experiment import load_experiment
-from harness.store import ResultsStore
+from harness.core.errors import UserError
+from harness.distributed.experiment import load_experiment
+from harness.distributed.store import ResultsStore
 from reports.pareto import pareto_mask
-from tuning.objectives import objectives
+from harness.protocol.records import objectives
 from tuning.sweep import front_of, run_sweep, trial_records
 
 ONE_CELL = {"regimes": '[{regime = "user", ratio = 0.2}]', "methods": '[{name = "mmrecun"}]',

@@ -1,0 +1,2 @@
+"""Foundation of every layer: the user error, plugin registries, seeded randomness, device
+choice and source-derived code versions. Imports nothing of the project."""

@@ -1,0 +1,134 @@
+"""A model host: one (dataset, backbone, seed) loaded once, serving unlearning jobs.
+
+Lifecycle: ``ModelHost(...)`` imports the experiment's plugins, sets torch's thread
+count, picks its device and loads the dataset; ``run(job)`` builds the job's forget task,
+trains or loads (model cache) the original and the retrained reference the first time
+that task is seen, keeps them, runs the method and returns the result record.
+
+The class is plain Python (unit tests and the Ray-overhead benchmark call it directly);
+:func:`remote_host` wraps it as a Ray actor. A host on a GPU uses the device Ray gave
+it (Ray sets the device visibility of the actor's process; the harness never does).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+from pathlib import Path
+
+import ray
+import torch
+
+from harness.core.devices import pick_device
+from harness.data.datasets import load_dataset
+from harness.data.regimes import make_task
+from harness.distributed.experiment import Job, RegimeSpec
+from harness.protocol import records
+from harness.protocol.models import build_backbone
+from harness.protocol.unlearning import References, prepare, run_method, train_reference
+from methods import Budget
+
+
+class ModelHost:
+    def __init__(self, dataset: str, backbone: str, seed: int, *, training: dict, hparams: dict,
+                 audit_size: int, cache_dir: str, plugins: list[str], num_threads: int, use_gpu: bool = False,
+                 budget: Budget = Budget(), experiment: str = ""):
+        for module in plugins:
+            importlib.import_module(module)
+        torch.set_num_threads(max(1, num_threads))
+        self.device = pick_device(use_gpu)
+        self.dataset = load_dataset(dataset)
+        self.backbone, self.seed = backbone, seed
+        self.training, self.hparams = training, hparams
+        self.audit_size, self.cache_dir = audit_size, cache_dir
+        self.budget = budget
+        self.experiment = experiment
+        self.references: dict[tuple, References] = {}
+
+    def info(self) -> dict:
+        """Where this host runs: process, node, device, torch threads and Ray's GPU ids."""
+        gpu_ids = []
+        node = socket.gethostname()
+        if ray.is_initialized():
+            context = ray.get_runtime_context()
+            gpu_ids = [str(g) for g in context.get_accelerator_ids().get("GPU", [])]
+            node = context.get_node_id()
+        return {"pid": os.getpid(), "node": node, "device": str(self.device),
+                "threads": torch.get_num_threads(), "gpu_ids": gpu_ids}
+
+    def branches(self) -> list[str]:
+        """The parameter branches the backbone names (a sweep's per-branch dimensions)."""
+        return list(build_backbone(self.backbone, self.dataset, self.seed, self.hparams).branches())
+
+    def warm(self, regime: RegimeSpec | None) -> None:
+        """Train into the model cache (or find there) the original (``regime`` None) or
+        the retrained reference of a forget task, so that hosts sharing a model can
+        train its references in parallel before the jobs need them."""
+        task = None if regime is None else make_task(self.dataset, regime.regime, regime.selection, regime.ratio, self.seed)
+        train_reference(self.dataset, self.backbone, self.seed, task, hparams=self.hparams,
+                        train_overrides=self.training, device=self.device, cache_dir=self.cache_dir, progress=False)
+
+    def refs(self, job: Job) -> References:
+        """The original and retrained references of ``job``'s forget task (kept)."""
+        if job.task_key not in self.references:
+            spec = job.regime
+            task = make_task(self.dataset, spec.regime, spec.selection, spec.ratio, self.seed)
+            self.references[job.task_key] = prepare(
+                self.dataset, self.backbone, task, self.seed, self.hparams, self.training,
+                cache_dir=self.cache_dir, device=self.device, progress=False, audit_size=self.audit_size,
+            )
+        return self.references[job.task_key]
+
+    def run(self, job: Job) -> dict:
+        """Run ``job``; the record carries its ``run_key``, device and node. A failure of
+        the task or of the method becomes a ``status: error`` record."""
+        try:
+            record = run_method(self.refs(job), job.method, job.params, self.budget) | job.extra | {
+                "run_key": job.run_key, "experiment": self.experiment}
+        except Exception as exc:  # the task or the references failed: a record, not a crash
+            record = job_error_record(job, self.experiment, f"{type(exc).__name__}: {exc}", self.dataset.name)
+        return record | {"device": str(self.device), "node": self.info()["node"], "restarted": _restarted()}
+
+
+def job_error_record(job: Job, experiment: str, message: str, dataset: str | None = None) -> dict:
+    """The record of a job that produced no measurements (``dataset``: its name, default
+    the folder's)."""
+    identity = {"dataset": dataset or Path(job.dataset).name, "backbone": job.backbone, "seed": job.seed,
+                "regime": job.regime.regime, "selection": job.regime.selection, "ratio": job.regime.ratio,
+                "method": job.method, "params": job.params}
+    return records.error_record(identity, message) | {"run_key": job.run_key, "experiment": experiment} | job.extra
+
+
+def _restarted() -> bool:
+    """Whether this process is a Ray actor rebuilt after its predecessor died."""
+    try:
+        return ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed
+    except Exception:  # not inside an actor
+        return False
+
+
+def start_hosts(experiment, dataset: str, backbone: str, seed: int, count: int) -> list:
+    """``count`` actors hosting (``dataset``, ``backbone``, ``seed``) with the experiment's
+    resources; ``num_gpus = "auto"`` asks for 1 GPU each when the cluster has GPUs."""
+    resources = experiment.resources
+    gpus = resources.num_gpus
+    if gpus == "auto":
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    actor_class = remote_host(resources.num_cpus, gpus, resources.max_restarts)
+    return [
+        actor_class.remote(dataset, backbone, seed, training=experiment.training,
+                           hparams=experiment.hparams.get(backbone, {}), audit_size=experiment.audit_size,
+                           cache_dir=experiment.cache_dir, plugins=experiment.plugins,
+                           num_threads=int(resources.num_cpus), use_gpu=gpus > 0,
+                           budget=experiment.budget, experiment=experiment.name)
+        for _ in range(count)
+    ]
+
+
+def remote_host(num_cpus: float, num_gpus: float, max_restarts: int):
+    """The Ray actor class of :class:`ModelHost` with these resources; Ray restarts a
+    dead actor up to ``max_restarts`` times and retries its job as often."""
+    return ray.remote(ModelHost).options(
+        num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=max_restarts, max_task_retries=max_restarts,
+    )

@@ -1,0 +1,152 @@
+"""The experiment runner: jobs -> Ray actors -> records in the results store.
+
+``run_experiment`` expands the experiment into jobs, drops those whose ``run_key`` the
+store already holds (``resume``), starts ``actors_per_model`` actors per (dataset,
+backbone, seed) that still has work, and keeps each actor busy with one job at a time.
+When several actors host one model, they first train its original and the retrained
+reference of each forget task side by side into the model cache (``warm``); then a free
+actor takes, in order of preference, a job of a forget task it already holds (its
+references are in memory), a task no other actor of its model holds, any job. Each
+finished record is written at once (one store file per record).
+
+Faults: a method or task that raises comes back as a ``status: error`` record; an actor
+that dies is restarted by Ray and its job retried, up to ``max_restarts`` times (Ray's
+``max_restarts`` / ``max_task_retries``), after which the job is stored as an error and
+a record computed by a rebuilt actor says ``restarted``; Ctrl-C stops
+the actors and keeps every finished record. An actor whose model has no jobs left is
+released, so its resources go to the actors still waiting.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from harness.core.errors import UserError
+from harness.distributed.cluster import ray_session
+from harness.distributed.experiment import Experiment, Job, expand
+from harness.distributed.host import job_error_record, start_hosts
+from harness.distributed.store import ResultsStore
+
+LOG = logging.getLogger("tru")
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    total: int
+    skipped: int
+    done: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+@dataclass
+class _Slot:
+    """One actor and what it holds."""
+
+    actor: object
+    host: tuple
+    tasks: set = field(default_factory=set)
+
+
+def pending_jobs(experiment: Experiment, store: ResultsStore, extra: dict | None = None) -> tuple[list[Job], int]:
+    """Jobs whose record is not stored yet, and how many were skipped."""
+    jobs = expand(experiment, extra)
+    stored = store.keys()
+    todo = [j for j in jobs if j.run_key not in stored]
+    return todo, len(jobs) - len(todo)
+
+
+def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = False, address: str | None = None,
+                   progress: bool = True, extra: dict | None = None) -> RunSummary:
+    """Run every job of ``experiment`` not yet stored in ``out``; see the module docstring.
+    ``extra``: fields added to every record (and to its ``run_key``)."""
+    out = Path(out)
+    store = ResultsStore(out)
+    if store.files() and not resume:
+        raise UserError(f"{out}: already holds results; pass --resume to add the missing ones, or choose another --out")
+    todo, skipped = pending_jobs(experiment, store, extra)
+    summary = RunSummary(out, total=len(todo) + skipped, skipped=skipped)
+    if not todo:
+        return summary
+    with ray_session(experiment.ray, address, out):
+        _run(experiment, todo, store, summary, progress)
+    return summary
+
+
+def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: RunSummary, progress: bool) -> None:
+    """Dispatch ``todo`` to actors and store each record as it comes (see the module docstring)."""
+    start = time.perf_counter()
+    slots: list[_Slot] = []
+    try:
+        queues = collections.defaultdict(list)
+        for job in todo:
+            queues[job.host_key].append(job)
+        slots = _start_actors(experiment, queues)
+        warmups = {host: [None] + list({j.task_key: j.regime for j in jobs}.values())
+                   for host, jobs in queues.items() if sum(s.host == host for s in slots) > 1}
+        inflight: dict = {}
+
+        def dispatch(slot: _Slot) -> None:
+            queue = queues[slot.host]
+            if warmups.get(slot.host):  # hosts sharing a model first train its references side by side
+                inflight[slot.actor.warm.remote(warmups[slot.host].pop(0))] = (slot, None)
+                return
+            if not queue:
+                ray.kill(slot.actor)  # release its resources for actors still waiting
+                return
+            held_elsewhere = {t for s in slots if s is not slot and s.host == slot.host for t in s.tasks}
+            job = next((j for j in queue if j.task_key in slot.tasks), None) or next(
+                (j for j in queue if j.task_key not in held_elsewhere), queue[0])
+            queue.remove(job)
+            slot.tasks.add(job.task_key)
+            inflight[slot.actor.run.remote(job)] = (slot, job)
+
+        for slot in slots:
+            dispatch(slot)
+        with tqdm(total=len(todo), desc=experiment.name, unit="job", disable=not progress, dynamic_ncols=True) as bar:
+            while inflight:
+                ready, _ = ray.wait(list(inflight), num_returns=1)
+                slot, job = inflight.pop(ready[0])
+                if job is None:  # a warm-up (not read: a failure shows again in the jobs needing it)
+                    dispatch(slot)
+                    continue
+                try:
+                    record = ray.get(ready[0])
+                except ray.exceptions.RayActorError as exc:  # Ray's restarts and retries are used up
+                    record = job_error_record(job, experiment.name, f"actor died: {str(exc).splitlines()[0]}")
+                except ray.exceptions.RayTaskError as exc:
+                    record = job_error_record(job, experiment.name, str(exc).strip().splitlines()[-1])
+                store.append([record])
+                summary.done += 1
+                summary.errors += record["status"] != "ok"
+                LOG.info("%s %s %s %s: %s %s", job.run_key, job.host_key, job.regime.regime, job.method,
+                         record["status"], record.get("error") or "")
+                bar.update(1)
+                dispatch(slot)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        LOG.warning("interrupted after %d of %d jobs", summary.done, len(todo))
+    finally:
+        for slot in slots:
+            ray.kill(slot.actor)
+        summary.seconds = time.perf_counter() - start
+        LOG.info("run ended: %s", summary)
+
+
+def _start_actors(experiment: Experiment, queues: dict) -> list[_Slot]:
+    slots = [
+        _Slot(actor, host)
+        for host, jobs in queues.items()
+        for actor in start_hosts(experiment, *host, min(experiment.resources.actors_per_model, len(jobs)))
+    ]
+    LOG.info("started %d actors (%s each)", len(slots), experiment.resources)
+    return slots

@@ -1,0 +1,120 @@
+"""The result record: one home for its fields, its Parquet schema, the identity that keys
+resume, and the figures derived from it (the audit gap, the objectives of a sweep).
+
+A record is a flat ``dict`` made by :func:`harness.protocol.unlearning.run_method` (or
+:func:`error_record` for a job that produced no measurements): the identity
+(:data:`IDENTITY`), ``status`` (``ok`` / ``error``) and ``error``, the measurements
+(:data:`METRICS`, the references' figures :data:`REFERENCES`, :data:`SCALARS`), and
+provenance. Sweeps add ``sweep``, ``trial_id``, ``config`` and ``split``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Callable, NamedTuple
+
+import pyarrow as pa
+
+from harness.core.errors import UserError
+from harness.core.versions import record_code_version
+
+#: what a record is about: one method with its params on one forget task of one model
+IDENTITY = ("dataset", "backbone", "seed", "regime", "selection", "ratio", "method", "params")
+#: retained quality (validation and test) and forgetting (``D_f`` as the truth)
+METRICS = tuple(f"{split}_{m}@{k}" for split in ("retain_valid", "retain_test", "forget")
+                for m in ("ndcg", "recall") for k in (10, 20)) + ("item_exposure@20",)
+#: the figures of the original and the retrained model copied into every record
+REFERENCE_FIGURES = ("forget_ndcg@10", "forget_ndcg@20", "forget_recall@10", "forget_recall@20", "item_exposure@20",
+                     "retain_test_ndcg@20", "retain_test_recall@20")
+REFERENCES = tuple(f"{who}_{m}" for who in ("original", "retrain") for m in REFERENCE_FIGURES)
+SCALARS = ("agreement@20", "mia_auc", "retrain_mia_auc", "original_mia_auc", "unlearn_seconds", "retrain_seconds",
+           "speedup", "updated_fraction")
+
+SCHEMA = pa.schema(
+    [("run_key", pa.string()), ("experiment", pa.string()), ("sweep", pa.string()), ("trial_id", pa.string()),
+     ("split", pa.string()), ("config", pa.string()),
+     ("dataset", pa.string()), ("backbone", pa.string()), ("seed", pa.int64()), ("regime", pa.string()),
+     ("selection", pa.string()), ("ratio", pa.float64()), ("method", pa.string()), ("params", pa.string()),
+     ("status", pa.string()), ("error", pa.string())]
+    + [(name, pa.float64()) for name in METRICS + REFERENCES + SCALARS]
+    + [("decisions", pa.string()), ("data_fingerprint", pa.string()), ("code_version", pa.string()),
+       ("device", pa.string()), ("node", pa.string()), ("restarted", pa.bool_()),
+       ("started_at", pa.string()), ("finished_at", pa.string())]
+)
+
+#: everything a record's figures depend on; their hash is the ``run_key`` that resume matches
+RUN_IDENTITY = ("dataset", "backbone", "seed", "regime", "method", "params", "training", "hparams", "budget",
+                "audit_size")
+
+
+def head(dataset: str, backbone: str, seed: int, regime: str, selection: str, ratio: float, method: str,
+         params: dict) -> dict:
+    """The identity part of a record, ``status: ok`` (``params`` as sorted JSON)."""
+    return {"dataset": dataset, "backbone": backbone, "seed": seed, "regime": regime, "selection": selection,
+            "ratio": ratio, "method": method, "params": json.dumps(params, sort_keys=True), "status": "ok",
+            "error": ""}
+
+
+def error_record(identity: dict, message: str) -> dict:
+    """The record of a job that produced no measurements: its identity and the error."""
+    return head(**identity) | {"status": "error", "error": message}
+
+
+def run_key(fields: dict, extra: dict | None = None) -> str:
+    """The hash (20 hex digits) of :data:`RUN_IDENTITY` in ``fields``, the record code
+    version (:mod:`harness.core.versions`) and ``extra`` (the fields a sweep adds)."""
+    if set(fields) != set(RUN_IDENTITY):
+        raise ValueError(f"run identity needs exactly {RUN_IDENTITY}, got {sorted(fields)}")
+    identity = dict(fields) | {"code": record_code_version()} | ({"extra": extra} if extra else {})
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def mia_gap(mia_auc, retrain_mia_auc):
+    """``|mia_auc - retrain_mia_auc|``: how far the audit of a model is from the retrained
+    model's (floats or pandas columns)."""
+    return abs(mia_auc - retrain_mia_auc)
+
+
+# ---------------------------------------------------------------------------- objectives
+# What a sweep may optimise, read from a record. They live with the record because the
+# experiment file names them (``[tune].objectives``, validated before any work) and the
+# sweep and the reports read the same derived figures. None reads the test split.
+
+class Objective(NamedTuple):
+    name: str
+    mode: str  # "max" | "min"
+    value: Callable[[dict], float]
+
+
+def _field(name: str) -> Callable[[dict], float]:
+    return lambda record: float(record.get(name, float("nan")))
+
+
+def _mia_gap(record: dict) -> float:
+    return mia_gap(float(record.get("mia_auc", float("nan"))), float(record.get("retrain_mia_auc", float("nan"))))
+
+
+OBJECTIVES = {
+    o.name: o
+    for o in [
+        Objective("retain_valid_ndcg@20", "max", _field("retain_valid_ndcg@20")),
+        Objective("retain_valid_recall@20", "max", _field("retain_valid_recall@20")),
+        Objective("forget_recall@20", "min", _field("forget_recall@20")),
+        Objective("forget_ndcg@20", "min", _field("forget_ndcg@20")),
+        Objective("mia_gap", "min", _mia_gap),
+        Objective("agreement@20", "max", _field("agreement@20")),
+        Objective("unlearn_seconds", "min", _field("unlearn_seconds")),
+    ]
+}
+DEFAULT_OBJECTIVES = ("retain_valid_ndcg@20", "forget_recall@20")
+
+
+def objectives(names: list[str]) -> list[Objective]:
+    """The named objectives; an unknown name is a :class:`UserError` listing the valid ones."""
+    for name in names:
+        if name not in OBJECTIVES:
+            raise UserError(f"tune.objectives: unknown objective '{name}' (valid: {', '.join(OBJECTIVES)})")
+    if len(set(names)) != len(names):
+        raise UserError(f"tune.objectives: repeated objective in {names}")
+    return [OBJECTIVES[n] for n in names]

@@ -1,0 +1,117 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.core.errors import UserError
+from harness.distributed.experiment import expand, load_experiment
+from harness.distributed.runner import run_experiment
+from harness.distributed.store import ResultsStore
+
+FAULTS = '[{name = "graph_edit"}, {name = "fault-raise"}, {name = "fault-crash-once", params = {marker = "MARKER"}}]'
+
+
+def test_run_then_resume_skips_exactly_what_is_stored(ray_local, experiment_file, tmp_path):
+    exp = load_experiment(experiment_file(resources="{actors_per_model = 2, num_cpus = 1, num_gpus = 0}"))
+    out = tmp_path / "out"
+    summary = run_experiment(exp, out, progress=False)
+    assert (summary.total, summary.done, summary.errors, summary.skipped) == (4, 4, 0, 0)
+    frame = pd.read_parquet(out)
+    assert sorted(frame["run_key"]) == sorted(j.run_key for j in expand(exp))
+    assert set(frame["status"]) == {"ok"} and set(frame["experiment"]) == {"exp"}
+    assert (out / "_logs" / "run.log").read_text().count(": ok") == 4
+
+    with pytest.raises(UserError, match="already holds results; pass --resume"):
+        run_experiment(exp, out, progress=False)
+    assert run_experiment(exp, out, resume=True, progress=False).done == 0  # nothing left to do
+
+    lost = ResultsStore(out).files()[1]
+    lost_key = pd.read_parquet(lost)["run_key"].item()
+    lost.unlink()
+    summary = run_experiment(exp, out, resume=True, progress=False)
+    assert (summary.done, summary.skipped) == (1, 3)
+    frame = pd.read_parquet(out)
+    assert len(frame) == 4 and frame["run_key"].is_unique and lost_key in set(frame["run_key"])
+
+
+def test_a_raising_job_is_stored_as_an_error_and_a_killed_actor_is_restarted(ray_local, experiment_file, tmp_path):
+    marker = tmp_path / "crashed"
+    exp = load_experiment(experiment_file(methods=FAULTS.replace("MARKER", str(marker)),
+                                          regimes='[{regime = "interaction", ratio = 0.2}]'))
+    out = tmp_path / "out"
+    summary = run_experiment(exp, out, progress=False)
+    frame = pd.read_parquet(out).set_index("method")
+    assert summary.done == 3 and summary.errors == 1 and len(frame) == 3
+    assert frame.loc["fault-raise", "status"] == "error"
+    assert frame.loc["fault-raise", "error"] == "RuntimeError: fault-raise: raised on purpose"
+    assert marker.exists()  # the actor really died once
+    crashed = frame.loc["fault-crash-once"]
+    assert crashed["status"] == "ok" and bool(crashed["restarted"])  # retried on the restarted actor, stored once
+    assert frame.loc["graph_edit", "status"] == "ok"
+
+
+def _cli_run(path: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """``tru run`` in its own session, with Ctrl-C's default action even when the tests
+    themselves run where SIGINT is ignored (a background job of a script inherits that)."""
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--quiet", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for_records(out: Path, proc: subprocess.Popen, at_least: int, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while len(ResultsStore(out).files()) < at_least:
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no record appeared in time"
+        time.sleep(0.2)
+
+
+def test_driver_killed_then_resume_loses_and_duplicates_nothing(experiment_file, tmp_path):
+    path = experiment_file(methods='[{name = "graph_edit"}, {name = "fault-sleep", params = {seconds = 1.5}}]',
+                           seeds="[0, 1]")
+    out = tmp_path / "out"
+    jobs = expand(load_experiment(path))
+    proc = _cli_run(path, out)
+    _wait_for_records(out, proc, at_least=1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything in its session
+    proc.wait()
+    kept = ResultsStore(out).keys()
+    assert 1 <= len(kept) < len(jobs)
+    resumed = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out), "--resume",
+                              "--quiet"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} already stored, {len(jobs) - len(kept)} run" in resumed.stdout
+    frame = pd.read_parquet(out)
+    assert sorted(frame["run_key"]) == sorted(j.run_key for j in jobs)  # none lost, none twice
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_records(experiment_file, tmp_path):
+    # each host runs graph_edit first, then a job sleeping far longer than the test waits
+    path = experiment_file(methods='[{name = "graph_edit"}, {name = "fault-sleep", params = {seconds = 60.0}}]',
+                           seeds="[0, 1]")
+    out = tmp_path / "out"
+    proc = _cli_run(path, out)
+    _wait_for_records(out, proc, at_least=1)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, stderr = proc.communicate(timeout=50)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the run went on after SIGINT")
+    stored = pd.read_parquet(out)[["method", "status", "error"]].to_dict("records")
+    assert proc.returncode == 130, (stderr[-2000:], stored)
+    assert "interrupted:" in stderr and "--resume" in stderr
+    kept = ResultsStore(out).keys()
+    assert len(kept) >= 1 and len(pd.read_parquet(out)) == len(kept)
+
+
+def test_the_harness_never_writes_device_variables():
+    root = Path(__file__).resolve().parents[3]
+    for package in ("harness", "methods", "backbones", "tuning", "reports"):
+        for source in (root / package).rglob("*.py"):
+            assert "CUDA_VISIBLE_DEVICES" not in source.read_text(), source

@@ -1,0 +1,86 @@
+import json
+import math
+
+import pytest
+
+from harness.cli import main
+from harness.data.regimes import make_task
+from harness.protocol.unlearning import prepare, run_method
+from methods import Budget
+
+FIELDS = [
+    "dataset", "backbone", "regime", "selection", "ratio", "method", "params", "seed", "status", "error",
+    "retain_valid_recall@20", "retain_valid_ndcg@20", "retain_test_recall@20", "retain_test_ndcg@20",
+    "retain_test_recall@10", "retain_test_ndcg@10", "forget_recall@20", "forget_ndcg@20",
+    "original_forget_recall@20", "original_forget_ndcg@20", "retrain_forget_recall@20", "retrain_forget_ndcg@20",
+    "agreement@20", "mia_auc", "retrain_mia_auc", "original_mia_auc", "unlearn_seconds", "retrain_seconds",
+    "speedup", "updated_fraction", "data_fingerprint", "code_version", "started_at", "finished_at",
+]
+
+
+@pytest.fixture(scope="module")
+def refs_by_regime(tmp_path_factory):
+    from harness.data.tiny import tiny_dataset
+
+    dataset = tiny_dataset(n_users=40, n_items=50)
+    cache = tmp_path_factory.mktemp("cache")
+    return {
+        regime: prepare(dataset, "lightgcn", make_task(dataset, regime, "random", 0.2, 0), 0,
+                        train_overrides={"max_epochs": 5}, cache_dir=cache, progress=False, audit_size=100)
+        for regime in ("interaction", "user", "item")
+    }
+
+
+@pytest.mark.parametrize("regime", ["interaction", "user", "item"])
+@pytest.mark.parametrize("method", ["graph_edit", "mmrecun", "retrain"])
+def test_record_schema(refs_by_regime, regime, method):
+    record = run_method(refs_by_regime[regime], method, budget=Budget(epochs=2, batch_size=32))
+    assert record["status"] == "ok", record["error"]
+    for field in FIELDS:
+        assert field in record, field
+        value = record[field]
+        if isinstance(value, float):
+            assert math.isfinite(value), field
+    assert ("item_exposure@20" in record) == (regime == "item")
+    assert ("retrain_item_exposure@20" in record) == (regime == "item")
+    json.loads(record["params"])
+
+
+def test_retrain_matches_the_reference_and_graph_edit_changes_nothing(refs_by_regime):
+    refs = refs_by_regime["user"]
+    retrain = run_method(refs, "retrain")
+    assert retrain["agreement@20"] == 1.0
+    assert retrain["forget_recall@20"] == retrain["retrain_forget_recall@20"]
+    assert retrain["mia_auc"] == retrain["retrain_mia_auc"]
+    assert run_method(refs, "graph_edit")["updated_fraction"] == 0.0
+    assert run_method(refs, "mmrecun", budget=Budget(epochs=1))["updated_fraction"] > 0.5
+
+
+def test_a_failing_method_is_an_error_record(refs_by_regime):
+    from methods.reverse import MMRecUn
+
+    class Broken(MMRecUn):
+        def forget_loss(self, *args):
+            raise RuntimeError("boom")
+
+    from methods import METHODS
+
+    METHODS.register("broken_test_method")(Broken)
+    record = run_method(refs_by_regime["interaction"], "broken_test_method")
+    assert record["status"] == "error" and "boom" in record["error"]
+
+
+def test_cli_unlearn_json_and_bad_request(tiny_folder, tmp_path, capsys):
+    args = ["unlearn", "--dataset", str(tiny_folder), "--backbone", "lightgcn", "--regime", "user",
+            "--method", "neggrad_plus", "--epochs", "3", "--budget-epochs", "1", "--json", "--quiet",
+            "--cache-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and json.loads(out)["method"] == "neggrad_plus"
+    request = tmp_path / "r.csv"
+    request.write_text("userID,itemID\n0,12345\n")
+    assert main(args + ["--request", str(request)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown itemID 12345" in err and err.count("\n") == 1
+    assert main(["unlearn", "--dataset", str(tiny_folder), "--ratio", "1.5", "--cache-dir", str(tmp_path)]) == 2
+    assert "ratio 1.5" in capsys.readouterr().err
