@@ -1,5 +1,5 @@
 # `make run`: create .venv if missing and run the default job.
-# `make test`: create .venv if missing and run the test suite.
+# `make test`: create .venv if missing, check the layers (lint-imports) and run the test suite.
 PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
@@ -20,4 +20,5 @@ run: $(STAMP)
 	$(VENV)/bin/tru run --resume
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest

@@ -143,11 +143,12 @@ class Backbone(nn.Module):
                         bounds["low" if side == 0 else "high"] = getattr(constraint, attr)
                         brackets[side] = bracket
             kind = field.annotation
-            out[name] = {"type": getattr(kind, "__name__", None) or str(kind).replace("typing.", ""),
+            out[name] = {"type": kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", ""),
                          "default": field.default} | bounds
             if bounds["low"] is not None or bounds["high"] is not None:
                 low = "-inf" if bounds["low"] is None else bounds["low"]
                 high = "inf" if bounds["high"] is None else bounds["high"]
+                brackets = ["(" if bounds["low"] is None else brackets[0], ")" if bounds["high"] is None else brackets[1]]
                 out[name]["range"] = f"{brackets[0]}{low}, {high}{brackets[1]}"
         return out
 

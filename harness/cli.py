@@ -79,9 +79,10 @@ def cmd_backbones(args) -> None:
 
 
 def _print_plugin(row: dict) -> None:
-    """A plugin as a block: its name and summary, then one line per hyperparameter
-    (name, type, default, range, what it is)."""
-    print(f"{row['name']}: {row['summary']}")
+    """A plugin as a block: its name and summary, then a table of its hyperparameters
+    (name, type, default, range, whether a sweep searches it by default, what it is)."""
+    print(f"{row['name']}: {row['summary'].replace('``', '')}")
+    lines = []
     for name, h in row["hyperparameters"].items():
         if "range" in h:
             interval = h["range"]
@@ -90,8 +91,16 @@ def _print_plugin(row: dict) -> None:
             interval += " per branch" if h.get("per_branch") else ""
         else:
             interval = "-"
-        default = json.dumps(h["default"])
-        print(f"    {name:<22}{h['type']:<22}{default:<12}{interval:<26}{h.get('doc', '')}".rstrip())
+        swept = {True: "yes", False: "no"}.get(h.get("tuned"), "")
+        lines.append([name, h["type"], json.dumps(h["default"]), interval, swept, h.get("doc", "")])
+    if not lines:
+        print("    (no hyperparameters)")
+        return
+    head = ["hyperparameter", "type", "default", "range", "swept", "meaning"]
+    keep = [i for i in range(len(head)) if any(line[i] for line in lines)]
+    widths = [max(len(head[i]), *(len(line[i]) for line in lines)) for i in keep]
+    for line in [head] + lines:
+        print("    " + "  ".join(line[i].ljust(w) for i, w in zip(keep, widths)).rstrip())
 
 
 def cmd_train(args) -> None:

@@ -163,4 +163,16 @@ class UnlearningMethod:
 
     @classmethod
     def describe(cls) -> dict:
-        return {h.name: h.describe() for h in cls.hyperparameters}
+        """``{name: {"type", "default", "low", "high", "log", "per_branch", "doc", "tuned"}}``;
+        ``tuned``: whether a sweep searches it by default (:attr:`tuned`)."""
+        searched = cls.searched()
+        return {h.name: h.describe() | {"tuned": h.name in searched} for h in cls.hyperparameters}
+
+    @classmethod
+    def searched(cls) -> list[str]:
+        """The hyperparameters a sweep searches by default: those of :attr:`tuned` the class
+        declares, else every ``bool`` or ranged one."""
+        if cls.tuned is not None:
+            declared = {h.name for h in cls.hyperparameters}
+            return [name for name in cls.tuned if name in declared]
+        return [h.name for h in cls.hyperparameters if h.kind is bool or (h.low is not None and h.high is not None)]

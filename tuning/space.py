@@ -32,9 +32,8 @@ def search_space(method_cls, branches: list[str], overrides: dict | None = None)
     for name in overrides:
         if name not in declared:
             raise UserError(f"tune.space.{name}: not a hyperparameter of '{method_cls.name}' (valid: {', '.join(declared)})")
-    names = method_cls.tuned if method_cls.tuned is not None else [
-        h.name for h in method_cls.hyperparameters if h.kind is bool or (h.low is not None and h.high is not None)]
-    names = [n for n in names if n in declared] + [n for n in overrides if n not in names]
+    names = method_cls.searched()
+    names += [n for n in overrides if n not in names]
     space, fixed = {}, {}
     for name in names:
         h, override = declared[name], overrides.get(name, {})

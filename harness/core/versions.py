@@ -2,27 +2,32 @@
 
 A key that embeds a hand-kept version string goes stale: after a change to a backbone
 or to training, a cached model or a stored record would still match. Instead a version
-is the package version plus a hash of the source files of the named modules (a package
-covers every ``.py`` file below it), so any change to those sources changes the keys.
+is the package version plus a hash of the source files of the modules a model or a
+record depends on (a package covers every ``.py`` file below it), so a change to those
+sources changes the keys, and a change elsewhere (a new backbone, the runner, a report)
+does not throw away cached models or stored records.
+
+* a trained model: :data:`MODEL_SOURCES` and the modules of its backbone class and of
+  the backbone classes it derives from;
+* a record: the model's sources, :data:`RECORD_SOURCES` and the modules of its method
+  class and its bases (TRU: ``methods.tru``, ``methods.reverse``, ``methods.base``).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from harness.core.paths import PROJECT as ROOT
-
-
-#: what a trained model depends on: the backbones and their blocks, seeding, and the
-#: training loop with its early stopping (evaluation) and model building
-MODEL_SOURCES = ("backbones", "harness.core", "harness.protocol.training", "harness.protocol.evaluation",
-                 "harness.protocol.models", "harness.protocol.checkpoints")
-#: what a result record depends on: the model, the data and regimes, the methods and
-#: the whole protocol (measures, audit, record)
-RECORD_SOURCES = MODEL_SOURCES + ("harness.data", "methods", "harness.protocol")
+#: what every trained model depends on: the backbone contract and blocks, seeding, and the
+#: training loop with its early stopping (evaluation), model building and checkpoints
+MODEL_SOURCES = ("backbones.base", "backbones.blocks", "harness.core", "harness.protocol.training",
+                 "harness.protocol.evaluation", "harness.protocol.models", "harness.protocol.checkpoints")
+#: what every record depends on beyond its model and method: data and regimes, the
+#: method contract and the whole protocol (measures, audit, the record itself)
+RECORD_SOURCES = ("harness.data", "methods.base", "harness.protocol")
 
 
 def package_version() -> str:
@@ -32,40 +37,40 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def source_files(modules: tuple[str, ...], root: Path = ROOT) -> list[Path]:
-    """The ``.py`` files of ``modules`` (dotted names of packages or modules) under ``root``,
-    sorted and without duplicates."""
-    files: set[Path] = set()
-    for module in modules:
-        path = root.joinpath(*module.split("."))
-        if path.is_dir():
-            files.update(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
-        elif path.with_suffix(".py").is_file():
-            files.add(path.with_suffix(".py"))
-        else:
-            raise FileNotFoundError(f"no package or module '{module}' under {root}")
-    return sorted(files)
-
-
-def source_hash(modules: tuple[str, ...], root: Path = ROOT) -> str:
-    """SHA-256 (12 hex digits) over the relative paths and contents of :func:`source_files`."""
-    digest = hashlib.sha256()
-    for path in source_files(modules, root):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
+def source_files(module: str) -> list[tuple[str, Path]]:
+    """``(name, path)`` of each ``.py`` file of ``module`` (a package: every file below it),
+    ``name`` being the path relative to the package's parent (stable across installs)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module '{module}'")
+    if spec.submodule_search_locations:  # a package
+        folder = Path(spec.origin).parent
+        files = sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+        return [(f"{module}/{p.relative_to(folder).as_posix()}", p) for p in files]
+    return [(module, Path(spec.origin))]
 
 
 @functools.cache
 def code_version(modules: tuple[str, ...]) -> str:
-    """``"<package version>+<source hash>"`` of ``modules`` (computed once per process)."""
-    return f"{package_version()}+{source_hash(modules)}"
+    """``"<package version>+<12 hex digits>"``: SHA-256 over the names and contents of the
+    source files of ``modules`` (computed once per process and tuple)."""
+    digest = hashlib.sha256()
+    files = dict(pair for module in modules for pair in source_files(module))
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
+    return f"{package_version()}+{digest.hexdigest()[:12]}"
 
 
-def model_code_version() -> str:
-    """The code version in every model-cache key."""
-    return code_version(MODEL_SOURCES)
+def modules_of(cls: type, base: type) -> tuple[str, ...]:
+    """The modules defining ``cls`` and each of its ancestors that derive from ``base``."""
+    return tuple(sorted({c.__module__ for c in cls.__mro__ if issubclass(c, base)}))
 
 
-def record_code_version() -> str:
-    """The code version in every run key and record."""
-    return code_version(RECORD_SOURCES)
+def model_code_version(backbone_modules: tuple[str, ...]) -> str:
+    """The code version in the cache key of a model of a backbone defined in ``backbone_modules``."""
+    return code_version(tuple(sorted(set(MODEL_SOURCES + backbone_modules))))
+
+
+def record_code_version(backbone_modules: tuple[str, ...], method_modules: tuple[str, ...]) -> str:
+    """The code version in the run key and the record of one method on one backbone."""
+    return code_version(tuple(sorted(set(MODEL_SOURCES + RECORD_SOURCES + backbone_modules + method_modules))))

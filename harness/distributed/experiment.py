@@ -44,6 +44,7 @@ from harness.data.regimes import REGIMES, SELECTIONS
 from harness.protocol import records
 from harness.protocol.audit import AUDIT_SIZE
 from harness.protocol.training import TrainConfig
+from harness.protocol.unlearning import code_version
 from methods import METHODS, Budget
 
 class _Strict(BaseModel):
@@ -259,7 +260,7 @@ def make_job(experiment: Experiment, dataset: str, backbone: str, seed: int, reg
         "dataset": dataset, "backbone": backbone, "seed": seed, "regime": regime.model_dump(), "method": method,
         "params": params, "training": experiment.training, "hparams": experiment.hparams.get(backbone, {}),
         "budget": experiment.budget.shared(), "audit_size": experiment.audit_size,
-    }, extra)
+    }, code_version(backbone, method), extra)
     return Job(dataset=dataset, backbone=backbone, seed=seed, regime=regime, method=method, params=params,
                run_key=key, extra=extra or {})
 

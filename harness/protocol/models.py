@@ -23,7 +23,7 @@ from harness.core.devices import pick_device
 from harness.core.errors import UserError
 from harness.core.paths import DEFAULT_CACHE
 from harness.core.seeding import seeded
-from harness.core.versions import model_code_version
+from harness.core.versions import model_code_version, modules_of
 from harness.data.datasets import Dataset
 from harness.protocol.checkpoints import load_checkpoint, save_checkpoint
 from harness.protocol.training import TrainConfig, TrainResult, train
@@ -84,7 +84,7 @@ def train_backbone(
             "hparams": hparams or {},
             "config": config.model_dump(),
             "seed": seed,
-            "code": model_code_version(),
+            "code": model_code_version(modules_of(BACKBONES.get(backbone), Backbone)),
         }
     )
     if cache_dir is None:

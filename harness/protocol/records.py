@@ -17,7 +17,6 @@ from typing import Callable, NamedTuple
 import pyarrow as pa
 
 from harness.core.errors import UserError
-from harness.core.versions import record_code_version
 
 #: what a record is about: one method with its params on one forget task of one model
 IDENTITY = ("dataset", "backbone", "seed", "regime", "selection", "ratio", "method", "params")
@@ -61,12 +60,13 @@ def error_record(identity: dict, message: str) -> dict:
     return head(**identity) | {"status": "error", "error": message}
 
 
-def run_key(fields: dict, extra: dict | None = None) -> str:
-    """The hash (20 hex digits) of :data:`RUN_IDENTITY` in ``fields``, the record code
-    version (:mod:`harness.core.versions`) and ``extra`` (the fields a sweep adds)."""
+def run_key(fields: dict, code: str, extra: dict | None = None) -> str:
+    """The hash (20 hex digits) of :data:`RUN_IDENTITY` in ``fields``, the record's code
+    version ``code`` (:func:`harness.protocol.unlearning.code_version`) and ``extra``
+    (the fields a sweep adds)."""
     if set(fields) != set(RUN_IDENTITY):
         raise ValueError(f"run identity needs exactly {RUN_IDENTITY}, got {sorted(fields)}")
-    identity = dict(fields) | {"code": record_code_version()} | ({"extra": extra} if extra else {})
+    identity = dict(fields) | {"code": code} | ({"extra": extra} if extra else {})
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 

@@ -29,13 +29,14 @@ import torch
 from backbones.base import Backbone, eval_embeddings
 from backbones.blocks.csr import dense_rows, pair_mask
 from backbones.blocks.graph import UserItemGraph
-from harness.core.versions import record_code_version
+from backbones import BACKBONES
+from harness.core.versions import modules_of, record_code_version
 from harness.data.datasets import Dataset
 from harness.protocol import records
 from harness.protocol.audit import AUDIT_SIZE, AuditSample, audit_sample, membership_auc
 from harness.protocol.evaluation import embedding_scorer, metrics_from_scores
 from harness.protocol.models import train_backbone
-from methods.base import METHODS, Budget, ForgetTask
+from methods.base import METHODS, Budget, ForgetTask, UnlearningMethod
 
 K = 20
 
@@ -150,6 +151,13 @@ def updated_fraction(before: Backbone, after: Backbone) -> float:
     return changed / total
 
 
+def code_version(backbone: str, method: str) -> str:
+    """The code version of a record of ``method`` on ``backbone``: a hash of the sources it
+    depends on (:mod:`harness.core.versions`)."""
+    return record_code_version(modules_of(BACKBONES.get(backbone), Backbone),
+                               modules_of(METHODS.get(method), UnlearningMethod))
+
+
 def run_method(refs: References, method: str, params: dict | None = None, budget: Budget = Budget()) -> dict:
     """Run one method on a copy of the original model with the shared part of ``budget``
     (its seed and trainer are the job's); return the result record (:mod:`harness.protocol.records`)."""
@@ -191,7 +199,7 @@ def run_method(refs: References, method: str, params: dict | None = None, budget
     except Exception as exc:  # a failing method is a record, not a crash of the run
         record["status"], record["error"] = "error", f"{type(exc).__name__}: {exc}"
     record["data_fingerprint"] = refs.dataset.fingerprint
-    record["code_version"] = record_code_version()
+    record["code_version"] = code_version(refs.backbone, method) if method in METHODS.names() else ""
     record["started_at"] = started
     record["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
     return record

@@ -50,7 +50,7 @@ def test_quickstart_is_valid():
         ({"seeds": '"zero"'}, r"seeds: Input should be a valid list"),
         ({"seeds": "[-1]"}, r"seeds: .*>= 0"),
         ({"datasets": '["nope"]'}, r"datasets\[0\]: dataset 'nope': not a shipped dataset"),
-        ({"backbones": '["resnet"]'}, r"backbones\[0\]: unknown backbone 'resnet' \(valid: lightgcn, mgcn, miggt\)"),
+        ({"backbones": '["resnet"]'}, r"backbones\[0\]: unknown backbone 'resnet' \(valid: lightgcn, mgcn, miggt"),
         ({"methods": '[{name = "forget_all"}]'}, r"methods\[0\]: unknown method 'forget_all' \(valid: "),
         ({"methods": '[{name = "mmrecun", params = {lr = 5.0}}]'}, r"methods\[0\]: .*'lr'=5.0 outside"),
         ({"methods": '[{name = "mmrecun", params = {lr = "fast"}}]'}, r"methods\[0\]: .*'lr' must be float"),
@@ -64,6 +64,9 @@ def test_quickstart_is_valid():
         ({"plugins": '["no_such_module"]'}, r"plugins\[0\]: cannot import 'no_such_module'"),
         ({"hparams": "{mgcn = {dim = 8}}"}, r"hparams\.mgcn: not one of the experiment's backbones"),
         ({"hparams": "{lightgcn = {depth = 8}}"}, r"backbones\[0\]: .*depth"),
+        ({"hparams": "{lightgcn = {dim = 0}}"}, r"backbones\[0\]: backbone 'lightgcn': hyperparameter 'dim': Input should be greater than or equal to 1"),
+        ({"budget": "{epochs = 0}"}, r"budget\.epochs: Input should be greater than or equal to 1"),
+        ({"budget": "{seed = 3}"}, r"budget: Value error, only epochs, batch_size are set here"),
         ({"datasets": None}, r"datasets: Field required"),
     ],
 )
