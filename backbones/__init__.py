@@ -8,7 +8,7 @@ from harness.core.registry import Registry
 
 BACKBONES = Registry("backbone", "tru.backbones")
 
-from backbones import lightgcn, mgcn, miggt  # noqa: E402,F401  (register the built-ins)
+from backbones import lightgcn, mgcn, miggt, pyg  # noqa: E402,F401  (register the built-ins)
 from backbones.base import Backbone, Batch, ParamSpec  # noqa: E402
 
 __all__ = ["BACKBONES", "Backbone", "Batch", "ParamSpec"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -95,8 +96,6 @@ def write_report(store_folder: str | Path, path: str | Path | None = None, png_f
 
 def write_pngs(figures: list, folder: Path) -> int:
     """One PNG per figure through kaleido; without a Chromium, say so in one line."""
-    import shutil
-
     if not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome", "chrome")):
         print("tru: no Chromium found: PNG images skipped (the HTML report is written)")
         return 0

@@ -44,7 +44,7 @@ def connect(settings: RaySettings, address: str | None = None) -> bool:
 def session_dir() -> str:
     """Ray's session folder of this driver (its ``logs/`` hold the actors' output)."""
     try:
-        from ray._private import worker
+        from ray._private import worker  # a private module: imported here so its absence costs only this path
 
         return worker._global_node.get_session_dir_path()
     except Exception:  # a private API; the path is informative only

@@ -6,7 +6,8 @@ import pytest
 from harness.cli import main
 from harness.data.regimes import make_task
 from harness.protocol.unlearning import prepare, run_method
-from methods import Budget
+from methods import METHODS, Budget
+from methods.reverse import MMRecUn
 
 FIELDS = [
     "dataset", "backbone", "regime", "selection", "ratio", "method", "params", "seed", "status", "error",
@@ -56,16 +57,15 @@ def test_retrain_matches_the_reference_and_graph_edit_changes_nothing(refs_by_re
     assert run_method(refs, "mmrecun", budget=Budget(epochs=1))["updated_fraction"] > 0.5
 
 
-def test_a_failing_method_is_an_error_record(refs_by_regime):
-    from methods.reverse import MMRecUn
-
+def test_a_failing_method_is_an_error_record(refs_by_regime, monkeypatch):
     class Broken(MMRecUn):
+        """Raises in its forget loss."""
+
         def forget_loss(self, *args):
             raise RuntimeError("boom")
 
-    from methods import METHODS
-
-    METHODS.register("broken_test_method")(Broken)
+    monkeypatch.setitem(METHODS._items, "broken_test_method", Broken)  # registered for this test only
+    Broken.name = "broken_test_method"
     record = run_method(refs_by_regime["interaction"], "broken_test_method")
     assert record["status"] == "error" and "boom" in record["error"]
 

@@ -1,0 +1,180 @@
+"""An adapter that runs a stack of ``torch_geometric.nn`` message-passing layers on the
+harness's user-item graph: any PyG convolution becomes a backbone without glue code.
+
+Nodes are users then items (``N = U + I``). The PyG ``edge_index`` ``[2, 2E]`` holds each
+training pair ``(u, i)`` in both directions, ``u -> U + i`` and ``U + i -> u``; it is
+built from a :class:`~backbones.blocks.graph.UserItemGraph` on first use and cached on
+that graph object, so the retained graph ``G_r`` after a deletion gets its own.
+
+``E^{(0)} = [E_u; E_i]`` ``[N, d]`` (ID embeddings, Xavier uniform; content features are
+ignored, as in LightGCN), ``E^{(l+1)} = conv_l(E^{(l)}, edge_index)`` ``[N, d]`` for
+``l = 0..L-1``, final ``E = mean_{l=0..L} E^{(l)}`` (``combine="mean"``, as LightGCN) or
+``E = E^{(L)}`` (``combine="last"``), split into users ``[U, d]`` and items ``[I, d]``;
+score ``s(u, i) = e_u . e_i``. With ``conv="LGConv"`` each layer is
+``E^{(l+1)} = D^{-1/2} A D^{-1/2} E^{(l)}`` over ``A = [[0, R], [R^T, 0]]``: LightGCN.
+Layers whose constructor takes ``in_channels`` / ``out_channels`` get ``(d, d)`` (each
+must output ``[N, d]``: for ``GATConv`` with several heads pass ``concat=false``);
+``conv_kwargs`` adds constructor arguments (the same for every layer). No activation
+between layers: a conv with one of its own (``act=...``) brings it.
+
+Loss: BPR + ``reg_weight * 0.5 (||e_u^0||^2 + ||e_i^0||^2 + ||e_j^0||^2) / B`` on the
+layer-0 rows of the batch (LightGCN's regulariser). Defaults: LightGCN's (64-d, 2 layers,
+lr 1e-3, batch 2048).
+
+PyG is imported when a ``pyg`` backbone is validated or built, not when the registry is,
+so the harness starts (and runs its other backbones) without it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Literal, Mapping
+
+import torch
+from torch import nn
+
+from backbones import BACKBONES
+from backbones.base import Backbone, Batch, Depth, ParamSpec, Size, Weight, gather_rows
+from backbones.blocks.graph import UserItemGraph
+from backbones.blocks.losses import squared_l2
+from harness.core.errors import UserError
+
+#: constructor arguments the adapter sets itself (the widths)
+_WIDTHS = ("in_channels", "out_channels")
+
+
+def _pyg_nn():
+    try:
+        import torch_geometric.nn as pyg_nn
+    except ImportError as exc:  # not a dependency of the harness itself
+        raise UserError(f"backbone 'pyg' needs torch_geometric (pip install torch-geometric): {exc}") from None
+    return pyg_nn
+
+
+def conv_class(name: str) -> type:
+    """The ``torch_geometric.nn`` message-passing class called ``name``; anything else is a
+    :class:`UserError` naming it."""
+    pyg_nn = _pyg_nn()
+    found = getattr(pyg_nn, name, None) if isinstance(name, str) and not name.startswith("_") else None
+    if found is None:
+        raise UserError(f"backbone 'pyg': conv '{name}' is not a class in torch_geometric.nn (e.g. LGConv, "
+                        "GCNConv, SAGEConv, GATConv, GraphConv)")
+    if found is pyg_nn.MessagePassing:
+        raise UserError(f"backbone 'pyg': conv '{name}' is the abstract base class, not a layer (e.g. LGConv)")
+    if not (inspect.isclass(found) and issubclass(found, pyg_nn.MessagePassing)):
+        raise UserError(f"backbone 'pyg': conv '{name}' is not a torch_geometric.nn MessagePassing layer")
+    return found
+
+
+def make_conv(name: str, kwargs: Mapping[str, Any], dim: int) -> nn.Module:
+    """One layer ``name(**widths, **kwargs)`` with ``widths`` = ``in_channels=dim`` /
+    ``out_channels=dim`` where the constructor takes them; a bad argument is a
+    :class:`UserError` naming the conv and the arguments."""
+    cls = conv_class(name)
+    if not isinstance(kwargs, Mapping):
+        raise UserError(f"backbone 'pyg': conv_kwargs must be an object of constructor arguments, got {kwargs!r}")
+    clash = [key for key in kwargs if key in _WIDTHS]
+    if clash:
+        raise UserError(f"backbone 'pyg': conv_kwargs must not set {', '.join(clash)} (the adapter sets the widths to dim)")
+    params = inspect.signature(cls.__init__).parameters
+    widths = {key: dim for key in _WIDTHS if key in params}
+    try:
+        return cls(**widths, **kwargs)
+    except Exception as exc:  # TypeError / ValueError / AssertionError of the conv's constructor
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"backbone 'pyg': conv '{name}' with conv_kwargs {json.dumps(dict(kwargs), default=str)}: "
+                        f"{message}") from None
+
+
+@BACKBONES.register("pyg")
+class PyGBackbone(Backbone):
+    """Any torch_geometric.nn message-passing layer (LGConv, GCNConv, SAGEConv, GATConv, ...) stacked over the user-item graph, ID embeddings only.
+
+    ``conv`` names the layer class, ``conv_kwargs`` its extra constructor arguments;
+    ``combine`` is ``mean`` over the layer outputs (LightGCN) or ``last``. See the module
+    docstring for formulas and shapes.
+    """
+
+    training_defaults = {"lr": 1e-3, "batch_size": 2048, "max_epochs": 400, "patience": 50}
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        features: Mapping[str, torch.Tensor] | None = None,
+        conv: str = "LGConv",
+        conv_kwargs: Mapping[str, Any] | None = None,
+        dim: Size = 64,
+        layers: Depth = 2,
+        combine: Literal["mean", "last"] = "mean",
+        reg_weight: Weight = 1e-4,
+    ):
+        super().__init__(n_users, n_items, {})  # ID-only: content features are ignored
+        if combine not in ("mean", "last"):
+            raise UserError(f"backbone 'pyg': combine must be 'mean' or 'last', got {combine!r}")
+        self.conv_name, self.conv_kwargs = conv, dict(conv_kwargs or {})
+        self.dim, self.layers, self.combine, self.reg_weight = dim, layers, combine, reg_weight
+        self.user_embedding = nn.Parameter(torch.empty(n_users, dim))
+        self.item_embedding = nn.Parameter(torch.empty(n_items, dim))
+        self.convs = nn.ModuleList(make_conv(conv, self.conv_kwargs, dim) for _ in range(layers))
+        self.reset_parameters()
+
+    @classmethod
+    def validate_hparams(cls, hparams: Mapping) -> dict:
+        """The base checks, then the conv is built once (off torch's RNG) so an unknown
+        conv or a bad argument fails when an experiment is read, not when it trains."""
+        checked = super().validate_hparams(hparams)
+        merged = cls.hyperparameter_defaults() | checked
+        with torch.random.fork_rng(devices=[]):
+            make_conv(merged["conv"], dict(merged["conv_kwargs"] or {}), merged["dim"])
+        return checked
+
+    def reset_parameters(self):
+        # the tables first: with a parameter-free conv (LGConv) a seed draws LightGCN's tables
+        self.init_embedding_(self.user_embedding)
+        self.init_embedding_(self.item_embedding)
+        for conv in self.convs:
+            if hasattr(conv, "reset_parameters"):
+                conv.reset_parameters()
+
+    @staticmethod
+    def edge_index(graph: UserItemGraph, device="cpu") -> torch.Tensor:
+        """``[2, 2E]``: every pair ``(u, i)`` as ``u -> U + i`` and ``U + i -> u``; cached on ``graph``."""
+
+        def build():
+            users, items = graph.edges[:, 0], graph.edges[:, 1] + graph.n_users
+            return torch.stack([torch.cat([users, items]), torch.cat([items, users])])
+
+        return graph._cached(("pyg_edge_index",), device, build)
+
+    def forward(self, graph: UserItemGraph):
+        x = torch.cat([self.user_embedding, self.item_embedding])
+        edge_index = self.edge_index(graph, x.device)
+        outputs = [x]
+        for conv in self.convs:
+            x = conv(x, edge_index)
+            if not isinstance(x, torch.Tensor) or x.shape != outputs[0].shape:
+                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                raise UserError(f"backbone 'pyg': conv '{self.conv_name}' returned {shape}, not "
+                                f"({graph.n_nodes}, {self.dim}) node embeddings (for GATConv with heads > 1 "
+                                "pass concat=false)")
+            outputs.append(x)
+        final = torch.stack(outputs).mean(0) if self.combine == "mean" else outputs[-1]
+        return final[: self.n_users], final[self.n_users :]
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        users, items = self(batch.graph)
+        reg = squared_l2(
+            gather_rows(self.user_embedding, batch.users),
+            gather_rows(self.item_embedding, batch.pos_items),
+            gather_rows(self.item_embedding, batch.neg_items),
+        ) / len(batch.users)
+        return self.ranking_loss(users, items, batch) + self.reg_weight * reg
+
+    def parameter_specs(self):
+        moved = (self.n_users + self.n_items) * self.dim  # every conv tensor moves every node's embedding
+        return [
+            ParamSpec("user_embedding", "id", rows="user"),
+            ParamSpec("item_embedding", "id", rows="item"),
+        ] + [ParamSpec(f"convs.{name}", "id", produces=moved) for name, _ in self.convs.named_parameters()]
