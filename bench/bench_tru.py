@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from harness.core.paths import DEFAULT_CACHE
 from harness.data.datasets import load_dataset
 from harness.data.regimes import make_task
 from harness.protocol.unlearning import prepare, run_method
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--params", default="{}", help="TRU hyperparameters (JSON)")
     parser.add_argument("--noise", type=float, default=0.004)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache-dir", default=".cache/models")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     parser.add_argument("--summary", action="store_true", help="only print the summary over stored seeds")
     parser.add_argument("--cells", action="store_true", help="only print every stored cell at the first seed")
     args = parser.parse_args()

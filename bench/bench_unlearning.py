@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from harness.core.paths import DEFAULT_CACHE
 from harness.data.datasets import load_dataset
 from harness.data.regimes import make_task
 from harness.protocol.unlearning import prepare, run_method
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ratio", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--cache-dir", default=".cache/models")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from harness.core.paths import DEFAULT_CACHE
 from harness.data.datasets import load_dataset
 from harness.data.regimes import make_task
 from harness.protocol.unlearning import prepare, run_method
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, nargs="+", default=[1e-3, 1e-2, 5e-2])
     parser.add_argument("--layer-budget", type=float, nargs="+", default=[0.02, 0.1, 0.3])
     parser.add_argument("--gate-strength", type=float, nargs="+", default=[0.0, 0.5, 1.0])
-    parser.add_argument("--cache-dir", default=".cache/models")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
     args = parser.parse_args()
     torch.set_num_threads(2)
     dataset = load_dataset(args.dataset)
