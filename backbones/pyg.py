@@ -36,9 +36,9 @@ import torch
 from torch import nn
 
 from backbones import BACKBONES
-from backbones.base import Backbone, Batch, Depth, ParamSpec, Size, Weight, gather_rows
+from backbones.base import Depth, ParamSpec, Size, Weight
+from backbones.lightgcn import LightGCN
 from backbones.blocks.graph import UserItemGraph
-from backbones.blocks.losses import squared_l2
 from harness.core.errors import UserError
 
 #: constructor arguments the adapter sets itself (the widths)
@@ -87,15 +87,13 @@ def make_conv(name: str, kwargs: Mapping[str, Any], dim: int) -> nn.Module:
 
 
 @BACKBONES.register("pyg")
-class PyGBackbone(Backbone):
+class PyGBackbone(LightGCN):
     """Any torch_geometric.nn message-passing layer (LGConv, GCNConv, SAGEConv, GATConv, ...) stacked over the user-item graph, ID embeddings only.
 
     ``conv`` names the layer class, ``conv_kwargs`` its extra constructor arguments;
     ``combine`` is ``mean`` over the layer outputs (LightGCN) or ``last``. See the module
     docstring for formulas and shapes.
     """
-
-    training_defaults = {"lr": 1e-3, "batch_size": 2048, "max_epochs": 400, "patience": 50}
 
     def __init__(
         self,
@@ -109,15 +107,13 @@ class PyGBackbone(Backbone):
         combine: Literal["mean", "last"] = "mean",
         reg_weight: Weight = 1e-4,
     ):
-        super().__init__(n_users, n_items, {})  # ID-only: content features are ignored
         if combine not in ("mean", "last"):
             raise UserError(f"backbone 'pyg': hyperparameter 'combine': Input should be 'mean' or 'last' (got {combine!r})")
-        self.conv_name, self.conv_kwargs = conv, dict(conv_kwargs or {})
-        self.dim, self.layers, self.combine, self.reg_weight = dim, layers, combine, reg_weight
-        self.user_embedding = nn.Parameter(torch.empty(n_users, dim))
-        self.item_embedding = nn.Parameter(torch.empty(n_items, dim))
+        # LightGCN's tables, loss and regulariser, drawn first: with a parameter-free conv
+        # (LGConv) a seed gives exactly LightGCN's parameters
+        super().__init__(n_users, n_items, None, dim, layers, reg_weight)
+        self.conv_name, self.conv_kwargs, self.combine = conv, dict(conv_kwargs or {}), combine
         self.convs = nn.ModuleList(make_conv(conv, self.conv_kwargs, dim) for _ in range(layers))
-        self.reset_parameters()
 
     @classmethod
     def validate_hparams(cls, hparams: Mapping) -> dict:
@@ -130,10 +126,8 @@ class PyGBackbone(Backbone):
         return checked
 
     def reset_parameters(self):
-        # the tables first: with a parameter-free conv (LGConv) a seed draws LightGCN's tables
-        self.init_embedding_(self.user_embedding)
-        self.init_embedding_(self.item_embedding)
-        for conv in self.convs:
+        super().reset_parameters()
+        for conv in getattr(self, "convs", ()):  # none yet while LightGCN's constructor runs
             if hasattr(conv, "reset_parameters"):
                 conv.reset_parameters()
 
@@ -162,18 +156,7 @@ class PyGBackbone(Backbone):
         final = torch.stack(outputs).mean(0) if self.combine == "mean" else outputs[-1]
         return final[: self.n_users], final[self.n_users :]
 
-    def loss(self, batch: Batch) -> torch.Tensor:
-        users, items = self(batch.graph)
-        reg = squared_l2(
-            gather_rows(self.user_embedding, batch.users),
-            gather_rows(self.item_embedding, batch.pos_items),
-            gather_rows(self.item_embedding, batch.neg_items),
-        ) / len(batch.users)
-        return self.ranking_loss(users, items, batch) + self.reg_weight * reg
-
     def parameter_specs(self):
         moved = (self.n_users + self.n_items) * self.dim  # every conv tensor moves every node's embedding
-        return [
-            ParamSpec("user_embedding", "id", rows="user"),
-            ParamSpec("item_embedding", "id", rows="item"),
-        ] + [ParamSpec(f"convs.{name}", "id", produces=moved) for name, _ in self.convs.named_parameters()]
+        return super().parameter_specs() + [
+            ParamSpec(f"convs.{name}", "id", produces=moved) for name, _ in self.convs.named_parameters()]
