@@ -68,14 +68,21 @@ def cmd_backbones(args) -> None:
     rows = [BACKBONES.describe(name) | {"min_modalities": BACKBONES.get(name).min_modalities,
                                          "training_defaults": BACKBONES.get(name).training_defaults}
             for name in BACKBONES.names()]
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        return
+    _print_plugins(rows, args.json, lambda row: [f"{'training defaults':<22}{json.dumps(row['training_defaults'])}",
+                                                 f"{'content modalities':<22}at least {row['min_modalities']}"])
+
+
+def _print_plugins(rows: list[dict], as_json: bool, details=lambda row: ()) -> None:
+    """One JSON object per plugin, or a block per plugin (:func:`_print_plugin`) followed by
+    its ``details`` lines."""
     for row in rows:
+        if as_json:
+            print(json.dumps(row))
+            continue
         _print_plugin(row)
-        print(f"    {'training defaults':<22}{json.dumps(row['training_defaults'])}")
-        print(f"    {'content modalities':<22}at least {row['min_modalities']}\n")
+        for line in details(row):
+            print(f"    {line}")
+        print()
 
 
 def _print_plugin(row: dict) -> None:
@@ -150,14 +157,7 @@ def cmd_train(args) -> None:
 def cmd_methods(args) -> None:
     from methods import METHODS  # torch
 
-    rows = [METHODS.describe(name) for name in METHODS.names()]
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        return
-    for row in rows:
-        _print_plugin(row)
-        print()
+    _print_plugins([METHODS.describe(name) for name in METHODS.names()], args.json)
 
 
 def cmd_unlearn(args) -> None:
