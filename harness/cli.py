@@ -4,7 +4,8 @@ Results go to stdout, progress and logs to stderr.
 A user mistake prints one line ``tru: error: ...`` and exits with code 2.
 
 Each command imports the layers it needs inside its function: torch, Ray, Optuna and
-Plotly take seconds to import, and the listing and report commands need none of them.
+Plotly take seconds to import, and no command needs all of them (``tru datasets`` and
+``--help`` need none, ``tru report`` no torch, ``tru methods`` no Ray).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from harness.core.errors import UserError
+from pydantic import ValidationError
+
+from harness.core.errors import UserError, one_line
 from harness.core.paths import DEFAULT_CACHE, QUICKSTART
 from harness.data.datasets import load_dataset, shipped_datasets
 
@@ -171,6 +174,12 @@ def cmd_unlearn(args) -> None:
         torch.set_num_threads(args.threads)
     params = _parse_json_object(args.params, "--params")
     METHODS.get(args.method)(**params)  # validate before any work
+    shared = {"epochs": args.budget_epochs, "batch_size": args.batch_size}
+    try:
+        budget = Budget(**{key: value for key, value in shared.items() if value is not None})
+    except ValidationError as exc:
+        flag = {"epochs": "--budget-epochs", "batch_size": "--batch-size"}[exc.errors()[0]["loc"][0]]
+        raise one_line(exc, f"{flag}: {{msg}}{{got}}") from None
     dataset = _load(args)
     if args.request:
         task = task_from_request(dataset, args.request)
@@ -182,8 +191,6 @@ def cmd_unlearn(args) -> None:
         cache_dir=Path(args.cache_dir), device=torch.device(args.device) if args.device else None,
         progress=not args.quiet,
     )
-    shared = {"epochs": args.budget_epochs, "batch_size": args.batch_size}
-    budget = Budget(**{key: value for key, value in shared.items() if value is not None})
     record = run_method(refs, args.method, params, budget)
     if args.json:
         print(json.dumps(record))

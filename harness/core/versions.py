@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -40,12 +41,18 @@ def package_version() -> str:
 def source_files(module: str) -> list[tuple[str, Path]]:
     """``(name, path)`` of each ``.py`` file of ``module`` (a package: every file below it),
     ``name`` being the path relative to the package's parent (stable across installs)."""
-    spec = importlib.util.find_spec(module)
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ValueError, ModuleNotFoundError):  # __main__, or a module loaded without a spec
+        spec = None
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"no module '{module}'")
+        loaded = getattr(sys.modules.get(module), "__file__", None)  # a script's or notebook's own classes
+        if loaded is None:
+            raise ModuleNotFoundError(f"no module '{module}'")
+        return [(module, Path(loaded))]
     if spec.submodule_search_locations:  # a package
         folder = Path(spec.origin).parent
-        files = sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+        files = sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts and p.is_file())
         return [(f"{module}/{p.relative_to(folder).as_posix()}", p) for p in files]
     return [(module, Path(spec.origin))]
 

@@ -41,3 +41,9 @@ def test_ablations_are_classes_found_by_name():
         method = cls()
         assert all(method.params[key] == value for key, value in cls.fixed.items())
         assert not set(cls.fixed) & {h.name for h in cls.hyperparameters}  # fixed ones cannot be set
+
+
+@pytest.mark.parametrize("flag", ["--budget-epochs", "--batch-size"])
+def test_a_bad_budget_is_a_one_line_error_before_any_work(flag, capsys):
+    assert main(["unlearn", "--dataset", "no-such-dataset", flag, "0", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"tru: error: {flag}: Input should be greater than or equal to 1 (got 0)\n"

@@ -69,3 +69,14 @@ def test_a_package_covers_every_file_below_it():
     assert "backbones.blocks/graph.py" in names and "backbones.blocks/csr.py" in names
     with pytest.raises(ModuleNotFoundError):
         versions.source_files("no_such_module_here")
+
+
+def test_a_class_defined_in_a_script_still_gets_a_version(tmp_path, monkeypatch):
+    import types
+
+    script = tmp_path / "my_script.py"
+    script.write_text("x = 1\n")
+    module = types.ModuleType("my_script_without_spec")
+    module.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "my_script_without_spec", module)  # like __main__: no import spec
+    assert versions.source_files("my_script_without_spec") == [("my_script_without_spec", script)]
