@@ -135,21 +135,20 @@ class Backbone(nn.Module):
         the interval as text, e.g. ``[0.0, 1.0)``)."""
         out = {}
         for name, field in cls._hyperparameter_model().model_fields.items():
-            bounds = {"low": None, "high": None}
-            brackets = ["[", "]"]
+            low = high = None
+            left, right = "(", ")"  # open ends, also for a missing bound (-inf, inf)
             for constraint in field.metadata:
-                for attr, side, bracket in (("ge", 0, "["), ("gt", 0, "("), ("le", 1, "]"), ("lt", 1, ")")):
+                for attr, bracket in (("ge", "["), ("gt", "(")):
                     if getattr(constraint, attr, None) is not None:
-                        bounds["low" if side == 0 else "high"] = getattr(constraint, attr)
-                        brackets[side] = bracket
+                        low, left = getattr(constraint, attr), bracket
+                for attr, bracket in (("le", "]"), ("lt", ")")):
+                    if getattr(constraint, attr, None) is not None:
+                        high, right = getattr(constraint, attr), bracket
             kind = field.annotation
             out[name] = {"type": kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", ""),
-                         "default": field.default} | bounds
-            if bounds["low"] is not None or bounds["high"] is not None:
-                low = "-inf" if bounds["low"] is None else bounds["low"]
-                high = "inf" if bounds["high"] is None else bounds["high"]
-                brackets = ["(" if bounds["low"] is None else brackets[0], ")" if bounds["high"] is None else brackets[1]]
-                out[name]["range"] = f"{brackets[0]}{low}, {high}{brackets[1]}"
+                         "default": field.default, "low": low, "high": high}
+            if low is not None or high is not None:
+                out[name]["range"] = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
         return out
 
     def loss(self, batch: Batch) -> torch.Tensor:

@@ -94,13 +94,7 @@ def _print_plugin(row: dict) -> None:
     print(f"{row['name']}: {row['summary'].replace('``', '')}")
     lines = []
     for name, h in row["hyperparameters"].items():
-        if "range" in h:
-            interval = h["range"]
-        elif h.get("low") is not None or h.get("high") is not None:
-            interval = f"[{h['low']}, {h['high']}]" + (" log" if h.get("log") else "")
-            interval += " per branch" if h.get("per_branch") else ""
-        else:
-            interval = "-"
+        interval = h.get("range", "-")
         swept = {True: "yes", False: "no"}.get(h.get("tuned"), "")
         lines.append([name, h["type"], json.dumps(h["default"]), interval, swept, h.get("doc", "")])
     if not lines:

@@ -132,8 +132,12 @@ class HyperParameter:
         return value
 
     def describe(self) -> dict:
-        return {"type": self.kind.__name__, "default": self.default, "low": self.low, "high": self.high, "log": self.log,
-                "per_branch": self.per_branch, "doc": self.doc}
+        """Type, default, bounds and the range as text (``[low, high]``, `` log``, `` per branch``)."""
+        out = {"type": self.kind.__name__, "default": self.default, "low": self.low, "high": self.high, "log": self.log,
+               "per_branch": self.per_branch, "doc": self.doc}
+        if self.low is not None or self.high is not None:
+            out["range"] = f"[{self.low}, {self.high}]" + " log" * self.log + " per branch" * self.per_branch
+        return out
 
 
 class UnlearningMethod:

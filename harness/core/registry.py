@@ -59,7 +59,8 @@ class Registry:
 
     def summary(self, name: str) -> str:
         """The first paragraph of the class docstring of ``name``, on one line ("" if none)."""
-        doc = inspect.getdoc(self.get(name)) if self.get(name).__doc__ else ""
+        cls = self.get(name)
+        doc = inspect.getdoc(cls) if cls.__doc__ else ""  # not a docstring inherited from a base
         return " ".join((doc or "").split("\n\n")[0].split())
 
     def describe(self, name: str) -> dict:

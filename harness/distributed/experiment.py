@@ -47,6 +47,7 @@ from harness.protocol.training import TrainConfig
 from harness.protocol.unlearning import code_version
 from methods import METHODS, Budget
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

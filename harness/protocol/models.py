@@ -29,7 +29,6 @@ from harness.protocol.checkpoints import load_checkpoint, save_checkpoint
 from harness.protocol.training import TrainConfig, TrainResult, train
 
 
-
 def build_backbone(name: str, dataset: Dataset, seed: int, hparams: dict | None = None) -> Backbone:
     """Instantiate backbone ``name`` for ``dataset`` with parameters drawn from ``seed``."""
     cls = BACKBONES.get(name)
