@@ -7,11 +7,14 @@ strongly the reverse part acts, with three interventions that switch off one by 
    item i among u's candidates (items outside u's retained training set; 1 = top) and
    ``p*`` the non-member level (below). ``g = sigmoid((p_ui - p*) / T)`` and
 
-       l_f = (1 - gamma g) softplus(s(u,j) - s(u,i)) + gamma g softplus(z(u,i) - z*_u + m)
+       l_f = (1 - gamma g) softplus(s(u,i) - s(u,j)) + gamma g softplus(z(u,i) - z*_u + m)
 
    with ``z`` the per-user standardised score over candidates (mean/std without
    gradient), ``z*_u`` the standardised score at percentile ``p*`` and ``m`` the margin;
-   the rank term's temperature is 1 (z is already in standard units). Training stops
+   the rank term's temperature is 1 (z is already in standard units). Both terms are
+   reverse: ``d l_f / d s(u,i) >= 0`` for every pair and every gate, so a descent step
+   never raises a forgotten pair's score (protocol v2 fixed the first term, which had
+   the forward sign ``softplus(s(u,j) - s(u,i))`` and trained buried pairs back up). Training stops
    when ``mean_{D_f} max(p_ui - p*, 0) < stop_tolerance`` (checked after each pass).
 2. **Branch-wise modality scaling** (``scale_power`` beta, ``modality_scales`` s_b).
    From per-example gradients on probe batches (``probe_size`` pairs of D_f and of D_r):
@@ -26,8 +29,10 @@ strongly the reverse part acts, with three interventions that switch off one by 
    everything else is frozen for the run.
 
 Non-member level ``p*`` (median percentile over pairs, computed without the retrained
-model). Held-out level: validation pairs of the affected users (all validation pairs if
-they have none); this is ``p*`` for interaction deletion and explicit requests. User
+model). Held-out level: validation pairs of the affected users that remain (all retained
+users' validation pairs if they have none; in user deletion the affected users are
+deleted, so their pairs are never read); this is ``p*`` for interaction deletion and
+explicit requests. User
 deletion: the D_f pairs after re-drawing those users' ID rows (no edges in G_r); item
 deletion: the D_f pairs after re-drawing the target items' ID rows (cold start); both
 capped by the held-out level, ``p* = min(cold, held)``. The cap is our addition: a pair
@@ -190,6 +195,7 @@ class TRU(MMRecUn):
         """``p*`` = the held-out level, capped from above for user and item deletion by the
         cold-start level (the regime's re-drawn rows, no edges): ``min(cold, held)``."""
         valid = torch.from_numpy(task.valid)
+        valid = valid[~torch.isin(valid[:, 0], torch.from_numpy(task.removed_users))]  # deleted users' data is gone
         mine = valid[torch.isin(valid[:, 0], torch.from_numpy(task.users))]
         held = float(self._percentiles(model, mine if len(mine) else valid).median())
         self.decisions["p_held_out"] = held
@@ -324,7 +330,7 @@ class TRU(MMRecUn):
         z = (pos - mean) / std
         z_star = (at - mean) / std
         rank_term = F.softplus(z - z_star + self.params["gate_margin"])
-        return ((1 - gate) * F.softplus(neg - pos) + gate * rank_term).mean()
+        return ((1 - gate) * F.softplus(pos - neg) + gate * rank_term).mean()
 
     def should_stop(self, model, task) -> bool:
         self.run.epochs_run += 1

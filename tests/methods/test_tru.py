@@ -155,3 +155,21 @@ def test_rank_stats_match_the_plain_formulas(p_star):
     p, mean, std, at = rank_stats(users, items, pairs, mask.to_sparse_csr(), p_star)
     expected = _rank_stats_by_sorting(users, items, pairs, mask.to_sparse_csr(), p_star)
     torch.testing.assert_close(torch.stack([p, mean, std, at], 1), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_held_out_level_never_reads_the_deleted_users(trained, monkeypatch):
+    """User deletion: the deleted users' validation pairs are gone with them."""
+    dataset, models = trained
+    task = make_task(dataset, "user", "random", 0.2, 0)
+    method = METHODS.get("tru")()
+    seen = []
+    plain = type(method)._percentiles
+
+    def spy(self, model, pairs):
+        seen.append(pairs.clone())
+        return plain(self, model, pairs)
+
+    monkeypatch.setattr(type(method), "_percentiles", spy)
+    method.unlearn(copy.deepcopy(models["mgcn"]), task, Budget(epochs=1, batch_size=16, seed=0))
+    held_out = seen[0]  # the first call: the held-out level
+    assert len(held_out) and not torch.isin(held_out[:, 0], torch.from_numpy(task.removed_users)).any()
