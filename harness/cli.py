@@ -247,6 +247,22 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from harness.distributed.experiment import load_experiment  # torch
+    from reports.page import write_report
+    from tuning.compare import run_compare  # Ray Tune, Optuna
+
+    experiment = load_experiment(args.experiment)
+    out = Path(args.out or Path("runs") / f"{experiment.name}-compare")
+    summary = run_compare(experiment, args.trials, out, resume=args.resume, address=args.address,
+                          progress=not args.quiet)
+    print(f"compared {summary.methods} methods in {summary.cells} cells, {summary.trials} trials per tuned method")
+    print((out / "compare.md").read_text())
+    print(f"results: {out.resolve()}  (tables: {out.resolve() / 'compare.md'})")
+    print(f"report: {write_report(out).resolve()}")
+    return 0
+
+
 def _print_overview(out: Path) -> None:
     """Per dataset, backbone and regime: each configuration's mean figures over seeds
     (plain runs and re-tested sweep fronts, as in the report)."""
@@ -332,13 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("tune", help="multi-objective sweep of one method (Ray Tune + Optuna)")
-    p.add_argument("experiment", help="experiment TOML file (one dataset, backbone and regime)")
+    p.add_argument("experiment", help="experiment TOML file (one dataset and backbone; trials average its regimes "
+                                      "and development seeds)")
     p.add_argument("--method", required=True)
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--sampler", choices=["tpe", "nsga2"], help="overrides tune.sampler")
     p.add_argument("--objective", action="append", help="objective name (repeat; overrides tune.objectives)")
     _ray_arguments(p, "runs/NAME-METHOD", "continue the sweep stored in --out")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("compare", help="every listed method tuned at the same budget on development seeds, "
+                                       "reported on report seeds")
+    p.add_argument("experiment", help="experiment TOML file")
+    p.add_argument("--trials", type=int, default=16, help="trials per tuned method (default: 16)")
+    _ray_arguments(p, "runs/NAME-compare", "continue the comparison stored in --out")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="write the HTML report of a results folder")
     p.add_argument("results", help="results folder (of tru run or tru tune)")

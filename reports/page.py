@@ -22,11 +22,22 @@ from harness.core.errors import UserError
 from harness.distributed.store import ResultsStore
 from reports.figures import cell_figures
 from reports.pareto import REFERENCE
-from reports.tables import CELL, FIELDS, fronts, hypervolumes, method_table, points, references, tidy
+from reports.tables import (CELL, FIELDS, fronts, hypervolumes, method_table, points, reference_rows, references,
+                            tidy)
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 24px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;font-size:13px}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}.note{color:#555;font-size:13px}"""
+
+
+def _value(r: dict, field: str) -> str:
+    """``mean`` of one table cell, with its 95% t-interval ``[low, high]`` when seeds > 1."""
+    digits = 1 if field in ("unlearn_seconds", "speedup") else 4 if field.startswith(("retain_", "forget_recall", "forget_gap")) else 3
+    mean = r.get(field, float("nan"))
+    low, high = r.get(f"{field}_low", float("nan")), r.get(f"{field}_high", float("nan"))
+    if r["seeds"] > 1 and pd.notna(low) and pd.notna(high):
+        return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{mean:.{digits}f}"
 
 
 def _table_html(rows: pd.DataFrame, hv: pd.DataFrame) -> str:
@@ -34,14 +45,17 @@ def _table_html(rows: pd.DataFrame, hv: pd.DataFrame) -> str:
     out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     volumes = dict(zip(hv["method"], hv["hypervolume"]))
     for r in rows.to_dict("records"):
+        reference = pd.notna(r.get("reference")) and bool(r.get("reference"))
+        style = ' style="font-style:italic;background:#fafafa"' if reference else ""
         cells = [f'<td title="{html.escape(str(r["params"]))}">{html.escape(str(r["label"]))}</td>', f"<td>{r['seeds']}</td>"]
-        for field in FIELDS:
-            digits = 1 if field in ("unlearn_seconds", "speedup") else 4
-            std = f" &plusmn; {r[f'{field}_std']:.{digits}f}" if r["seeds"] > 1 else ""
-            cells.append(f"<td>{r[field]:.{digits}f}{std}</td>")
-        cells.append(f"<td>{volumes.get(r['method'], float('nan')):.4f}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
+        cells += [f"<td>{_value(r, field)}</td>" for field in FIELDS]
+        cells.append("<td></td>" if reference else f"<td>{volumes.get(r['method'], float('nan')):.4f}</td>")
+        out.append(f"<tr{style}>" + "".join(cells) + "</tr>")
     return "\n".join(out + ["</table>"])
+
+
+def _in(frame: pd.DataFrame, cell: tuple) -> pd.DataFrame:
+    return frame[(frame[CELL] == pd.Series(cell, index=CELL)).all(axis=1)] if not frame.empty else frame
 
 
 def build_page(frame: pd.DataFrame, title: str) -> tuple[str, list]:
@@ -49,7 +63,7 @@ def build_page(frame: pd.DataFrame, title: str) -> tuple[str, list]:
     records = tidy(frame)
     if records.empty:
         raise UserError("no successful records to report")
-    table = method_table(records)
+    table, ref_rows = method_table(records), reference_rows(records)
     pts = points(table)
     front, hv, refs = fronts(pts), hypervolumes(pts), references(records)
     trials = records[records["kind"] == "trial"]
@@ -58,20 +72,25 @@ def build_page(frame: pd.DataFrame, title: str) -> tuple[str, list]:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>",
              f"<h1>{html.escape(title)}</h1>",
-             f"<p class='note'>{len(frame)} records ({errors} with errors, not shown); mean &plusmn; std over seeds. "
-             f"Hypervolume of each method's points in (test NDCG@20, forget Recall@20) against the reference point "
-             f"NDCG {REFERENCE[0]}, forget Recall {REFERENCE[1]} (the same for every method). Sweep trials are faint "
-             "dots; only configurations on a sweep's validation front, re-evaluated, enter the tables.</p>"]
+             f"<p class='note'>{len(frame)} records ({errors} with errors, not shown). Each cell: the mean over "
+             "report seeds and, with more than one seed, its 95% Student-t interval [low, high] "
+             "(mean &plusmn; t<sub>0.975, n-1</sub> &middot; std / &radic;n). forget KS: the KS statistic of the "
+             "deleted pairs' rank percentiles against the retrained model's (0 = as retraining); forget gap@20 and "
+             "PrivLeak: 0 is the retrained model, below 0 over-forgotten, above 0 still remembered. "
+             f"Hypervolume of each method's points in (test NDCG@20, forget KS) against the reference point "
+             f"(NDCG {REFERENCE[0]:g}, KS {REFERENCE[1]:g}), the same for every method. Reference rows (italic): the "
+             "original, the retrained model and a second retrain (other seed, same retained data: the noise floor). "
+             "Sweep trials are faint dots; only configurations on a sweep's validation front, re-evaluated on "
+             "report seeds, enter the tables.</p>"]
     for index, (cell, fig) in enumerate(figures):
-        mask = (table[CELL] == pd.Series(cell, index=CELL)).all(axis=1)
         ref = refs.iloc[index]
         parts.append(f"<h2>{' / '.join(html.escape(str(c)) for c in cell)}</h2>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{index}"))
-        parts.append(f"<p class='note'>retrain: test N@20 {ref['retrain_' + 'retain_test_ndcg@20']:.4f}, forget R@20 "
-                     f"{ref['retrain_forget_recall@20']:.4f}, mia_auc {ref['retrain_mia_auc']:.3f}; original: forget R@20 "
-                     f"{ref['original_forget_recall@20']:.4f}, mia_auc {ref['original_mia_auc']:.3f}</p>")
-        hv_cell = hv[(hv[CELL] == pd.Series(cell, index=CELL)).all(axis=1)]
-        parts.append(_table_html(table[mask], hv_cell))
+        parts.append(f"<p class='note'>retrain: test N@20 {ref['retrain_retain_test_ndcg@20']:.4f}, mia_auc "
+                     f"{ref['retrain_mia_auc']:.3f}; noise floor (retrain2): forget KS {ref['retrain2_forget_ks']:.3f}, "
+                     f"test N@20 {ref['retrain2_retain_test_ndcg@20']:.4f}; original: forget KS "
+                     f"{ref['original_forget_ks']:.3f}, mia_auc {ref['original_mia_auc']:.3f}</p>")
+        parts.append(_table_html(pd.concat([_in(ref_rows, cell), _in(table, cell)], ignore_index=True), _in(hv, cell)))
     parts.append("</body></html>")
     return "\n".join(parts), figures
 

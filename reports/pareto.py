@@ -24,8 +24,12 @@ def pareto_mask(values: np.ndarray, maximize: list[bool]) -> np.ndarray:
     return finite & ~dominates.any(axis=0)
 
 
-#: the reference point of every hypervolume in the reports: test NDCG@20 = 0 (worst
-#: retained quality) and forget Recall@20 = 1 (nothing forgotten), the same for all methods
+#: the reference point of every hypervolume in the reports, the same for all methods:
+#: (test NDCG@20, forget KS) = (0, 1). NDCG 0 is the worst retained quality; the forget KS
+#: (the Kolmogorov-Smirnov statistic of the deleted pairs' rank percentiles against the
+#: retrained model's) lies in [0, 1], and at 1 a method ranks the deleted pairs with no
+#: overlap with retraining (0: ranked as retraining ranks them). One point's hypervolume
+#: is its rectangle with the reference, N@20 * (1 - KS); several points': their union
 REFERENCE = (0.0, 1.0)
 
 

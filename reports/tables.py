@@ -2,10 +2,12 @@
 
 Kinds of record: ``run`` (an experiment job), ``trial`` (a sweep trial, chosen on the
 validation split) and ``retest`` (a configuration of a sweep's validation front,
-re-evaluated; ``split = "test"``). Tables, points, fronts and hypervolumes use ``run``
-and ``retest`` records; ``trial`` records only appear as faint points in the figures.
-A configuration is a (method, params) pair; its point is the mean over seeds of
-(test NDCG@20, forget Recall@20).
+re-evaluated on report seeds; ``split = "test"``). Tables, points, fronts and hypervolumes
+use ``run`` and ``retest`` records; ``trial`` records only appear as faint points in the
+figures. A configuration is a (method, params) pair; its point is the mean over seeds of
+(forget KS, test NDCG@20): X = ``forget_ks``, the KS statistic of the deleted pairs' rank
+percentiles against the retrained model's (0 = ranked as retraining ranks them; lower is
+better), Y = ``retain_test_ndcg@20`` (higher is better).
 """
 
 from __future__ import annotations
@@ -13,18 +15,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.protocol.records import mia_gap
 from reports.pareto import REFERENCE, hypervolume_2d, pareto_mask
+from reports.statistics import interval
 
 CELL = ["dataset", "backbone", "regime"]
-X, Y = "forget_recall@20", "retain_test_ndcg@20"
+X, Y = "forget_ks", "retain_test_ndcg@20"
 FIELDS = {
     "retain_test_ndcg@20": "test N@20", "retain_test_recall@20": "test R@20", "forget_recall@20": "forget R@20",
-    "forget_ndcg@20": "forget N@20", "mia_auc": "mia_auc", "retrain_mia_auc": "retrain mia_auc",
-    "mia_gap": "|mia - retrain|", "agreement@20": "agreement@20", "unlearn_seconds": "unlearn s",
+    "forget_gap@20": "forget gap@20", "forget_ks": "forget KS", "agreement@20": "agreement@20",
+    "mia_auc": "mia_auc", "privleak": "PrivLeak", "mia_diff_auc": "diff-attack AUC", "unlearn_seconds": "unlearn s",
     "speedup": "speedup", "updated_fraction": "updated",
 }
+#: means carried beside FIELDS for readers of the table (not shown as columns of the page)
+CONTEXT = ("retrain_mia_auc",)
 BASELINES = ("retrain", "graph_edit", "finetune", "neggrad", "neggrad_plus", "mmrecun")
+#: the reference models' rows: label and the record prefix their figures are read from
+REFERENCE_ROWS = {"original": "original", "retrain": "retrain (reference)", "retrain2": "retrain2 (noise floor)"}
+#: the retrained model's distances to itself, by definition
+RETRAIN_SELF = {"forget_ks": 0.0, "forget_gap@20": 0.0, "agreement@20": 1.0, "privleak": 0.0, "speedup": 1.0}
 
 
 def method_order(method: str) -> tuple:
@@ -35,12 +43,11 @@ def method_order(method: str) -> tuple:
 
 
 def tidy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Successful records with ``kind``, ``mia_gap`` and a ``label`` per configuration:
-    the method's name (``method #k`` when a cell's runs hold several of its
-    configurations), ``method front #k`` for a re-tested configuration of a sweep's front."""
+    """Successful records with ``kind`` and a ``label`` per configuration: the method's
+    name (``method #k`` when a cell's runs hold several of its configurations),
+    ``method front #k`` for a re-tested configuration of a sweep's front."""
     ok = frame[frame["status"] == "ok"].copy()
     ok["kind"] = np.where(ok["sweep"].isna(), "run", np.where(ok["split"] == "test", "retest", "trial"))
-    ok["mia_gap"] = mia_gap(ok["mia_auc"], ok["retrain_mia_auc"])
     ok["label"] = ok["method"]
     for kind, suffix in (("run", ""), ("retest", " front")):
         for _, group in ok[ok["kind"] == kind].groupby(CELL + ["method"]):
@@ -51,18 +58,31 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     return ok
 
 
+def _summarise(row: dict, values: dict) -> dict:
+    """``row`` with ``field`` (mean), ``field_std``, ``field_low``, ``field_high`` (the 95%
+    t-interval of :func:`reports.statistics.interval`) of each ``field: per-seed values``."""
+    for field, series in values.items():
+        stats = interval(series)
+        row |= {field: stats["mean"], f"{field}_std": stats["std"], f"{field}_low": stats["low"],
+                f"{field}_high": stats["high"]}
+    return row
+
+
+def _values(group: pd.DataFrame, name: str) -> pd.Series:
+    return group[name].astype(float) if name in group else pd.Series(np.nan, index=group.index)
+
+
 def method_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and configuration: mean and std over seeds of every field of :data:`FIELDS`
-    (columns ``field`` and ``field_std``), the number of seeds, and the params."""
+    """Per cell and configuration: mean, std (``ddof = 1``; 0 for one seed) and 95% t-interval
+    over seeds of every field of :data:`FIELDS` (columns ``field``, ``field_std``,
+    ``field_low``, ``field_high``), the mean of :data:`CONTEXT`, the number of seeds, the params."""
     shown = records[records["kind"] != "trial"]
     rows = []
     for (cell, label), group in _grouped(shown):
         row = dict(zip(CELL, cell)) | {"label": label, "method": group["method"].iloc[0],
                                        "params": group["params"].iloc[0], "seeds": group["seed"].nunique()}
-        for field in FIELDS:
-            values = group[field].astype(float)
-            row[field] = values.mean()
-            row[f"{field}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0
+        row = _summarise(row, {field: _values(group, field) for field in FIELDS})
+        row |= {name: _values(group, name).mean() for name in CONTEXT}
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -76,14 +96,62 @@ def _grouped(frame: pd.DataFrame):
         yield (tuple(key[:3]), key[3]), group
 
 
+def _reference_values(per_seed: pd.DataFrame, who: str) -> dict:
+    """Per-seed values of each field of :data:`FIELDS` for reference model ``who``: the
+    column ``who_field``; ``forget_gap@20 = who_forget_recall@20 - retrain_forget_recall@20``;
+    the retrained model's :data:`RETRAIN_SELF` constants and ``unlearn_seconds = retrain_seconds``."""
+    out = {}
+    for field in FIELDS:
+        name = f"{who}_{field}"
+        if who == "retrain" and field in RETRAIN_SELF:
+            out[field] = pd.Series(RETRAIN_SELF[field], index=per_seed.index)
+        elif who == "retrain" and field == "unlearn_seconds" and "retrain_seconds" in per_seed:
+            out[field] = per_seed["retrain_seconds"].astype(float)
+        elif field == "forget_gap@20" and {f"{who}_forget_recall@20", "retrain_forget_recall@20"} <= set(per_seed):
+            out[field] = per_seed[f"{who}_forget_recall@20"].astype(float) - per_seed["retrain_forget_recall@20"].astype(float)
+        elif name in per_seed:
+            out[field] = per_seed[name].astype(float)
+    if who == "retrain" and f"{who}_{Y}" in per_seed:  # the constants hold only where retraining was measured
+        measured = per_seed[f"{who}_{Y}"].notna()
+        out = {f: v.where(measured) for f, v in out.items()}
+    return out
+
+
+def reference_rows(records: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, rows labelled ``original``, ``retrain (reference)`` and ``retrain2 (noise
+    floor)``, with the columns of :func:`method_table` (``reference`` True, ``params`` empty).
+
+    Read from the reference columns of the cell's ``run`` and ``retest`` records, one value
+    per seed (the first record of each seed). ``original``: ``original_*``; ``retrain``:
+    ``retrain_*`` with forget KS 0, forget gap 0, agreement 1, PrivLeak 0 (its distances
+    to itself), ``mia_auc = retrain_mia_auc``, ``mia_diff_auc = retrain_mia_diff_auc``;
+    ``retrain2`` (the second retrained model, the noise floor): ``retrain2_*``. A row whose
+    figures are all NaN (``retrain2`` on development seeds) is left out.
+    """
+    shown = records[records["kind"] != "trial"] if "kind" in records else records
+    rows = []
+    for key, group in shown.groupby(CELL, sort=False):
+        per_seed = group.drop_duplicates("seed", keep="first")
+        for who, label in REFERENCE_ROWS.items():
+            values = _reference_values(per_seed, who)
+            seeds = int(pd.concat(values, axis=1).notna().any(axis=1).sum()) if values else 0
+            if seeds == 0:
+                continue
+            row = dict(zip(CELL, key)) | {"label": label, "method": who, "params": "", "seeds": seeds,
+                                          "reference": True}
+            rows.append(_summarise(row, {field: values.get(field, pd.Series(dtype=float)) for field in FIELDS}))
+    return pd.DataFrame(rows)
+
+
 def points(table: pd.DataFrame) -> pd.DataFrame:
-    """One point per cell and configuration of a :func:`method_table`: mean (forget R@20,
-    test N@20) over seeds."""
-    return table[CELL + ["label", "method", "params", "seeds", X, Y]] if not table.empty else table
+    """One point per cell and configuration of a :func:`method_table`: mean (forget KS,
+    test N@20) over seeds, with mean PrivLeak and agreement@20 for the hover text."""
+    columns = CELL + ["label", "method", "params", "seeds", X, Y, "privleak", "agreement@20"]
+    return table[columns] if not table.empty else table
 
 
 def fronts(pts: pd.DataFrame) -> pd.DataFrame:
-    """The points on each method's own Pareto front (higher N@20, lower forget R@20)."""
+    """The points on each method's own Pareto front (higher test N@20, lower forget KS)."""
     keep = []
     for _, group in pts.groupby(CELL + ["method"], sort=False):
         mask = pareto_mask(group[[Y, X]].to_numpy(), [True, False])
@@ -92,7 +160,9 @@ def fronts(pts: pd.DataFrame) -> pd.DataFrame:
 
 
 def hypervolumes(pts: pd.DataFrame, reference: tuple[float, float] = REFERENCE) -> pd.DataFrame:
-    """Per cell and method: the hypervolume of its points (reference: N@20 0, forget R@20 1)."""
+    """Per cell and method: the hypervolume of its points in (test N@20 up, forget KS down)
+    against :data:`reports.pareto.REFERENCE` (N@20 0, forget KS 1):
+    the area of ``{(n, k): 0 <= n <= N_i, K_i <= k <= 1 for some point i}``."""
     rows = [
         dict(zip(CELL + ["method"], key)) | {"hypervolume": hypervolume_2d(group[[Y, X]].to_numpy(), (True, False), reference)}
         for key, group in pts.groupby(CELL + ["method"], sort=False)
@@ -101,13 +171,20 @@ def hypervolumes(pts: pd.DataFrame, reference: tuple[float, float] = REFERENCE) 
 
 
 def references(records: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: the original's and the retrained model's (test N@20, forget R@20, mia_auc)."""
+    """Per cell, for the figures: mean over seeds (first record per seed; ``run``/``retest``
+    records when the cell has any, else all) of the original's, the retrained model's and
+    the second retrain's test N@20 (``who_retain_test_ndcg@20``), forget KS
+    (``who_forget_ks``; retrain 0), forget R@20, mia_auc, PrivLeak (retrain 0) and
+    agreement@20 (retrain 1). ``retrain2_*`` is NaN where no second retrain was measured."""
     rows = []
     for key, group in records.groupby(CELL, sort=False):
+        if "kind" in group and (group["kind"] != "trial").any():
+            group = group[group["kind"] != "trial"]
+        per_seed = group.drop_duplicates("seed", keep="first")
         row = dict(zip(CELL, key))
-        for who in ("original", "retrain"):
-            row[f"{who}_{Y}"] = group[f"{who}_{Y}"].astype(float).mean()
-            row[f"{who}_{X}"] = group[f"{who}_{X}"].astype(float).mean()
-            row[f"{who}_mia_auc"] = group[f"{who}_mia_auc"].astype(float).mean()
+        for who in ("original", "retrain", "retrain2"):
+            values = _reference_values(per_seed, who)
+            for field in (Y, X, "forget_recall@20", "mia_auc", "privleak", "agreement@20"):
+                row[f"{who}_{field}"] = values[field].mean() if field in values else np.nan
         rows.append(row)
     return pd.DataFrame(rows)

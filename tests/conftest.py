@@ -53,7 +53,8 @@ def write_experiment(path: Path, dataset: Path, **sections) -> Path:
     text = {
         "datasets": f'["{dataset}"]',
         "backbones": '["lightgcn"]',
-        "seeds": "[0]",
+        "report_seeds": "[0]",
+        "development_seeds": "[100]",
         "plugins": '["methods.faults"]',
         "methods": '[{name = "graph_edit"}, {name = "mmrecun", params = {lr = 0.01}}]',
         "cache_dir": f'"{path.parent / "cache"}"',

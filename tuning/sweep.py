@@ -2,17 +2,20 @@
 
 ``run_sweep(experiment, method, trials, out)``:
 
-1. starts ``actors_per_model`` model hosts for the experiment's one dataset, backbone
-   and regime at its first seed (data and references loaded once, not per trial);
+1. starts ``actors_per_model`` model hosts for the experiment's one dataset and backbone
+   at each of its *development* seeds (data and references loaded once, not per trial);
+   a trial runs its configuration on every development seed x regime of the
+   experiment, and its objectives are the means over those tasks (one record each);
 2. searches with ``OptunaSearch`` given the list of objectives and the list of modes
    (metric and mode are *not* set in ``TuneConfig``, which would make it
    single-objective), a seeded TPE or NSGA-II sampler, and the study in SQLite
    (``DIR/_study.db``, so ``optuna-dashboard sqlite:///DIR/_study.db`` opens it);
-3. stores every trial as a record (``sweep``, ``trial_id``, ``split = "valid"``,
+3. stores every trial's records (``sweep``, ``trial_id``, ``split = "valid"``,
    ``config``) the moment it reports, from the driver;
-4. takes the validation Pareto front of the sweep's records and re-evaluates those
-   configurations as ordinary jobs over ``retest_seeds`` (``split = "test"``): the
-   front is chosen on validation figures only, the test figures are only reported.
+4. takes the Pareto front of the trials' mean objectives (validation figures of the
+   development tasks) and re-evaluates those configurations as ordinary jobs on the
+   report seeds (``retest_seeds``, default all; ``split = "test"``): the front is chosen
+   on development tasks only, the report figures are only reported.
 
 Sweeps of several methods may share one folder (and so one report and one study file);
 a folder that already holds this sweep needs ``--resume``.
@@ -20,7 +23,7 @@ a folder that already holds this sweep needs ``--resume``.
 Resume (``--resume`` after the driver was killed): trials the study still shows as
 running are marked failed; trials stored as records but not completed in the study are
 told to it; the search runs ``trials - stored`` more, so the sweep ends with exactly
-``trials`` trial records, none repeated.
+``trials`` trials (each with one record per development task), none repeated.
 """
 
 from __future__ import annotations
@@ -71,24 +74,56 @@ def sweep_name(experiment: Experiment, method: str) -> str:
 
 
 def trial_records(store: ResultsStore, sweep: str) -> pd.DataFrame:
+    """The records of a sweep's trials (one per trial and development task)."""
     frame = store.read()
     return frame[(frame["sweep"] == sweep) & (frame["split"] == "valid")].reset_index(drop=True)
 
 
+def trials_of(records: pd.DataFrame, objs: list[Objective]) -> pd.DataFrame:
+    """One row per trial: ``trial_id``, ``params``, ``config``, ``tasks`` (its records),
+    ``ok`` (all of them succeeded) and each objective's mean over its tasks."""
+    rows = []
+    for trial_id, group in records.groupby("trial_id", sort=False):
+        row = {"trial_id": trial_id, "method": group["method"].iloc[0], "params": group["params"].iloc[0],
+               "config": group["config"].iloc[0], "tasks": len(group), "ok": bool((group["status"] == "ok").all())}
+        for o in objs:
+            row[o.name] = float(np.mean([o.value(r) for r in group.to_dict("records")])) if row["ok"] else np.nan
+            row[f"{o.name}_target"] = float(np.mean([o.target(r) for r in group.to_dict("records")])) if row["ok"] else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["trial_id", "method", "params", "config", "tasks", "ok"]
+                        + [c for o in objs for c in (o.name, f"{o.name}_target")])
+
+
 def front_of(records: pd.DataFrame, objs: list[Objective]) -> pd.DataFrame:
-    """The records on the validation Pareto front of ``objs`` (errors never are)."""
-    ok = records[records["status"] == "ok"]
+    """The trials (:func:`trials_of`) on the Pareto front of their mean objectives
+    (failed trials never are)."""
+    trials = trials_of(records, objs)
+    ok = trials[trials["ok"]]
     if ok.empty:
         return ok
-    values = np.array([[o.value(row) for o in objs] for row in ok.to_dict("records")])
-    return ok[pareto_mask(values, [o.mode == "max" for o in objs])]
+    return ok[pareto_mask(ok[[o.name for o in objs]].to_numpy(), [o.mode == "max" for o in objs])]
+
+
+def nearest_to_retraining(front: pd.DataFrame, objs: list[Objective]) -> pd.Series:
+    """The one rule that picks a configuration from a front: the trial nearest the
+    retrained model, ``argmin sum_k (shortfall_k / scale_k)^2``. ``shortfall_k`` is how
+    far the trial is from objective k's target (the retrained model's value, on the same
+    tasks) in the worse direction only (0 when it does at least as well); ``scale_k`` =
+    ``|target_k|``, or 1 when the target is 0 (the distances ``forget_ks``, ``abs_*``)."""
+    distance = np.zeros(len(front))
+    for o in objs:
+        value, target = front[o.name].to_numpy(float), front[f"{o.name}_target"].to_numpy(float)
+        shortfall = np.maximum(target - value, 0) if o.mode == "max" else np.maximum(value - target, 0)
+        scale = np.where(np.abs(target) > 0, np.abs(target), 1.0)
+        distance += (shortfall / scale) ** 2
+    return front.iloc[int(np.argmin(distance))]
 
 
 def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path, *, resume: bool = False,
               address: str | None = None, progress: bool = True, retest: bool = True) -> SweepSummary:
-    for key in ("datasets", "backbones", "regimes"):
+    for key in ("datasets", "backbones"):
         if len(getattr(experiment, key)) != 1:
-            raise UserError(f"tru tune: the experiment must name exactly one dataset, backbone and regime "
+            raise UserError(f"tru tune: the experiment must name exactly one dataset and backbone "
                             f"(it names {len(getattr(experiment, key))} {key})")
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
@@ -107,7 +142,8 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
 
 @dataclass
 class _Sweep:
-    """One sweep of ``method`` on the experiment's one dataset, backbone and regime (first seed)."""
+    """One sweep of ``method`` on the experiment's one dataset and backbone, its regimes and
+    development seeds."""
 
     experiment: Experiment
     method: str
@@ -123,33 +159,37 @@ class _Sweep:
     def search(self) -> None:
         """Run the trials still missing on model-host actors (steps 1-3 of the module docstring)."""
         experiment, settings = self.experiment, self.experiment.tune
-        dataset, backbone, regime = experiment.datasets[0], experiment.backbones[0], experiment.regimes[0]
-        seed = experiment.seeds[0]
-        hosts = []
+        dataset, backbone = experiment.datasets[0], experiment.backbones[0]
+        seeds = experiment.development_seeds
+        hosts: dict[int, list] = {}
         try:
-            hosts = start_hosts(experiment, dataset, backbone, seed, experiment.resources.actors_per_model)
-            space, fixed = search_space(METHODS.get(self.method), ray.get(hosts[0].branches.remote()), settings.space)
+            hosts = {seed: start_hosts(experiment, dataset, backbone, seed, experiment.resources.actors_per_model)
+                     for seed in seeds}
+            first = hosts[seeds[0]][0]
+            space, fixed = search_space(METHODS.get(self.method), ray.get(first.branches.remote()), settings.space)
             storage = optuna.storages.RDBStorage(f"sqlite:///{self.out / '_study.db'}")
-            _reconcile(storage, self.name, self.done, space, self.objectives)
-            remaining = self.trials - len(self.done)
-            LOG.info("sweep %s: %d trials stored, %d to run; space %s", self.name, len(self.done), remaining,
+            tasks = len(seeds) * len(experiment.regimes)
+            stored = _reconcile(storage, self.name, self.done, space, self.objectives, tasks)
+            remaining = self.trials - stored
+            LOG.info("sweep %s: %d trials stored, %d to run; space %s", self.name, stored, remaining,
                      sorted(space))
             if remaining <= 0:
                 return
             sampler_cls = TPESampler if settings.sampler == "tpe" else NSGAIISampler
             searcher = OptunaSearch(
                 space, metric=[o.name for o in self.objectives], mode=[o.mode for o in self.objectives],
-                sampler=sampler_cls(seed=settings.seed + len(self.done)), study_name=self.name, storage=storage,
+                sampler=sampler_cls(seed=settings.seed + stored), study_name=self.name, storage=storage,
             )
+            pools = {seed: HostPool.remote(len(hosts[seed])) for seed in seeds}
             trainable = tune.with_parameters(
-                run_trial, pool=HostPool.remote(len(hosts)), hosts=hosts, experiment=experiment, dataset=dataset,
-                backbone=backbone, seed=seed, regime=regime, method=self.method, fixed=fixed,
-                objective_names=settings.objectives, sweep=self.name,
+                run_trial, pools=pools, hosts=hosts, experiment=experiment, dataset=dataset, backbone=backbone,
+                method=self.method, fixed=fixed, objective_names=settings.objectives, sweep=self.name,
             )
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 0, "memory": 64 * 2**20}),  # the work runs on the hosts
                 tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
-                                            max_concurrent_trials=len(hosts), reuse_actors=True),
+                                            max_concurrent_trials=experiment.resources.actors_per_model,
+                                            reuse_actors=True),
                 run_config=tune.RunConfig(name=self.name, storage_path=str(self.out / "_tune"), verbose=0,
                                           callbacks=[_StoreWriter(self.store)],
                                           progress_reporter=None if self.progress else _Silent()),
@@ -158,26 +198,28 @@ class _Sweep:
             with _environ(quiet):
                 tuner.fit()
         finally:
-            for host in hosts:
+            for host in (h for group in hosts.values() for h in group):
                 ray.kill(host)
 
     def summary(self, retest: bool) -> SweepSummary:
-        """The validation Pareto front of every stored trial, re-evaluated on test over
-        ``retest_seeds`` when ``retest`` (step 4)."""
+        """The Pareto front of every stored trial, re-evaluated on the report seeds
+        (``retest_seeds``) when ``retest`` (step 4)."""
         records = trial_records(self.store, self.name)
         front = front_of(records, self.objectives)
         retested = 0
         if retest and not front.empty:
             specs = [MethodSpec(name=self.method, params=json.loads(p)) for p in front["params"].drop_duplicates()]
-            seeds = self.experiment.tune.retest_seeds or self.experiment.seeds
-            derived = self.experiment.model_copy(update={"methods": specs, "seeds": seeds})
+            seeds = self.experiment.tune.retest_seeds or self.experiment.report_seeds
+            derived = self.experiment.model_copy(update={"methods": specs, "report_seeds": seeds})
             retested = run_experiment(derived, self.out, resume=True, address=self.address, progress=self.progress,
                                       extra={"sweep": self.name, "split": "test"}).done
-        return SweepSummary(self.name, len(records), len(records) - len(self.done), front, retested)
+        trials, before = records["trial_id"].nunique(), self.done["trial_id"].nunique()
+        return SweepSummary(self.name, trials, trials - before, front, retested)
 
 
-def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[Objective]) -> None:
-    """Make the study agree with the stored trial records (after a killed driver)."""
+def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[Objective], tasks: int) -> int:
+    """Make the study agree with the stored trial records (after a killed driver); return
+    how many trials are stored (a trial's records are written together, one per task)."""
     try:
         study = optuna.load_study(study_name=sweep, storage=storage)
     except KeyError:
@@ -186,14 +228,16 @@ def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     told = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    for row in done[done["status"] == "ok"].to_dict("records"):
+    trials = trials_of(done, objs)
+    for row in trials[trials["ok"] & (trials["tasks"] == tasks)].to_dict("records"):
         config = json.loads(row["config"])
         if json.dumps(config, sort_keys=True) in told:
             continue
-        values = [o.value(row) for o in objs]
+        values = [row[o.name] for o in objs]
         if any(math.isnan(v) for v in values) or set(config) != set(space):
             continue
         study.add_trial(optuna.trial.create_trial(params=config, distributions=space, values=values))
+    return len(trials)
 
 
 @contextlib.contextmanager
@@ -214,7 +258,7 @@ class _StoreWriter(tune.Callback):
         self.store = store
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.store.append([json.loads(result["record"])])
+        self.store.append(json.loads(result["records"]))
 
 
 class _Silent(tune.ProgressReporter):

@@ -1,9 +1,11 @@
-"""The Tune trainable of a sweep: one trial = one job sent to a free model-host actor.
+"""The Tune trainable of a sweep: one trial = its configuration on every development
+task (development seed x regime), run on free model-host actors.
 
-A trial takes no CPU of its own: it leases a host from :class:`HostPool` (so at most one
-trial per host runs at a time and concurrency follows the number of hosts), sends the
-job, reports the objectives and the whole record (JSON; the driver stores it), and
-gives the host back.
+A trial takes no CPU of its own: for each development seed, in seed order (so two trials
+never wait on each other), it leases a host of that seed from the seed's
+:class:`HostPool`, sends the seed's jobs (one per regime) and, once all are back, reports
+the objectives (each the mean over the tasks) and the records (JSON; the driver stores
+them), and gives the hosts back.
 """
 
 from __future__ import annotations
@@ -37,16 +39,25 @@ class HostPool:
         self.free.put_nowait(index)
 
 
-def run_trial(config: dict, *, pool, hosts: list, experiment, dataset: str, backbone: str, seed: int, regime,
-              method: str, fixed: dict, objective_names: list[str], sweep: str) -> None:
+def run_trial(config: dict, *, pools: dict, hosts: dict, experiment, dataset: str, backbone: str, method: str,
+              fixed: dict, objective_names: list[str], sweep: str) -> None:
     params = params_from(config, METHODS.get(method), fixed)
     extra = {"sweep": sweep, "split": "valid", "trial_id": tune.get_context().get_trial_id(),
              "config": json.dumps(config, sort_keys=True)}
-    job = make_job(experiment, dataset, backbone, seed, regime, method, params, extra)
-    index = ray.get(pool.acquire.remote())
+    leases, pending = [], []
     try:
-        record = ray.get(hosts[index].run.remote(job))
+        for seed in sorted(pools):
+            index = ray.get(pools[seed].acquire.remote())
+            leases.append((seed, index))
+            for regime in experiment.regimes:
+                job = make_job(experiment, dataset, backbone, seed, regime, method, params, extra)
+                pending.append(hosts[seed][index].run.remote(job))
+        records = ray.get(pending)
     finally:
-        pool.release.remote(index)
-    metrics = {o.name: o.value(record) if record["status"] == "ok" else math.nan for o in objectives(objective_names)}
-    tune.report(metrics | {"record": json.dumps(record, default=float)})
+        for seed, index in leases:
+            pools[seed].release.remote(index)
+    metrics = {}
+    for o in objectives(objective_names):
+        values = [o.value(r) if r["status"] == "ok" else math.nan for r in records]
+        metrics[o.name] = float(sum(values) / len(values))
+    tune.report(metrics | {"records": json.dumps(records, default=float)})

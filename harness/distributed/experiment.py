@@ -5,7 +5,8 @@ training settings, the shared unlearning budget and the resources of each actor:
 
     datasets = ["ml100k"]             # shipped names or MMRec folders (relative to the file)
     backbones = ["mgcn"]
-    seeds = [0]
+    report_seeds = [0, 1, 2]           # what `tru run` and every reported table measure
+    development_seeds = [100]          # what tuning and every "chosen" configuration read
     methods = "all"                    # or [[methods]] tables: name = "tru", params = {...}
 
     [[regimes]]
@@ -21,6 +22,10 @@ training settings, the shared unlearning budget and the resources of each actor:
     num_cpus = 1
     num_gpus = "auto"                  # 1 per actor when the cluster has GPUs, else 0
 
+A seed names one task: its own original model, ``D_f`` draw and retrained references.
+Development and report seeds must not overlap, so no reported figure comes from a task
+a selection saw; report seeds also get the second retrained reference (the noise floor).
+
 Everything is checked before any work starts: an unknown key, a wrong type, an unknown
 dataset/backbone/method name or an out-of-range value is a :class:`UserError` naming the
 key. :func:`expand` turns an experiment into :class:`Job` s, each with a ``run_key`` (a
@@ -34,7 +39,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backbones import BACKBONES
 from harness.core.errors import UserError, one_line
@@ -91,14 +96,16 @@ class TuneSettings(_Strict):
     sampler: Literal["tpe", "nsga2"] = "tpe"
     seed: int = Field(0, ge=0, description="the sampler's seed")
     space: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per hyperparameter: low, high, log, choices or value")
-    retest_seeds: list[int] | None = Field(None, description="seeds of the test re-evaluation of the front (default: seeds)")
+    retest_seeds: list[int] | None = Field(
+        None, description="report seeds of the re-evaluation of the front (default: report_seeds)")
 
 
 class Experiment(_Strict):
     name: str = "experiment"
     datasets: list[str] = Field(min_length=1)
     backbones: list[str] = Field(min_length=1)
-    seeds: list[int] = Field([0], min_length=1)
+    report_seeds: list[int] = Field([0], min_length=1, description="seeds of `tru run` and of every reported table")
+    development_seeds: list[int] = Field([100], min_length=1, description="seeds tuning and selection read")
     regimes: list[RegimeSpec] = Field(min_length=1)
     methods: Literal["all"] | list[MethodSpec] = "all"
     training: dict[str, Any] = Field(default_factory=dict)
@@ -111,12 +118,29 @@ class Experiment(_Strict):
     plugins: list[str] = Field(default_factory=list, description="modules imported by the driver and every actor")
     cache_dir: str = str(DEFAULT_CACHE)
 
-    @field_validator("seeds")
+    @field_validator("report_seeds", "development_seeds")
     @classmethod
     def _seeds(cls, value):
         if any(s < 0 for s in value):
             raise ValueError("seeds must be >= 0")
+        if len(set(value)) != len(value):
+            raise ValueError(f"repeated seed in {value}")
         return value
+
+    @model_validator(mode="after")
+    def _disjoint_seeds(self):
+        shared = sorted(set(self.report_seeds) & set(self.development_seeds))
+        if shared:
+            raise ValueError(f"development_seeds and report_seeds overlap at {shared}: a reported figure must "
+                             "come from tasks no selection saw")
+        retest = self.tune.retest_seeds
+        if retest is not None and not set(retest) <= set(self.report_seeds):
+            raise ValueError(f"tune.retest_seeds {retest} must be report seeds ({self.report_seeds})")
+        return self
+
+    def second_retrain(self, seed: int) -> bool:
+        """Whether ``seed``'s tasks get the second retrained reference: report seeds do."""
+        return seed in self.report_seeds
 
     @field_validator("budget")
     @classmethod
@@ -170,6 +194,9 @@ def load_experiment(path: str | Path) -> Experiment:
 def experiment_from(fields: dict, path: Path = Path("inline.toml")) -> Experiment:
     """An experiment from a mapping (a parsed file, or one built in code), validated;
     errors name ``path`` and the key; relative dataset folders are read from ``path``'s folder."""
+    if "seeds" in fields:
+        raise UserError(f"{path}: seeds: protocol v2 splits seeds into report_seeds (what is reported) and "
+                        "development_seeds (what tuning reads); rename the key")
     try:
         experiment = Experiment(**fields)
     except ValidationError as exc:
@@ -261,18 +288,20 @@ def make_job(experiment: Experiment, dataset: str, backbone: str, seed: int, reg
         "dataset": dataset, "backbone": backbone, "seed": seed, "regime": regime.model_dump(), "method": method,
         "params": params, "training": experiment.training, "hparams": experiment.hparams.get(backbone, {}),
         "budget": experiment.budget.shared(), "audit_size": experiment.audit_size,
+        "references": ["original", "retrain"] + ["retrain2"] * experiment.second_retrain(seed),
     }, code_version(backbone, method), extra)
     return Job(dataset=dataset, backbone=backbone, seed=seed, regime=regime, method=method, params=params,
                run_key=key, extra=extra or {})
 
 
-def expand(experiment: Experiment, extra: dict | None = None) -> list[Job]:
-    """The grid datasets x backbones x seeds x regimes x methods, in that order."""
+def expand(experiment: Experiment, extra: dict | None = None, seeds: list[int] | None = None) -> list[Job]:
+    """The grid datasets x backbones x seeds (default: the report seeds) x regimes x
+    methods, in that order."""
     return [
         make_job(experiment, dataset, backbone, seed, regime, spec.name, spec.params, extra)
         for dataset in experiment.datasets
         for backbone in experiment.backbones
-        for seed in experiment.seeds
+        for seed in (experiment.report_seeds if seeds is None else seeds)
         for regime in experiment.regimes
         for spec in experiment.method_specs()
     ]

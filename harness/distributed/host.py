@@ -3,7 +3,8 @@
 Lifecycle: ``ModelHost(...)`` imports the experiment's plugins, sets torch's thread
 count, picks its device and loads the dataset; ``run(job)`` builds the job's forget task,
 trains or loads (model cache) the original and the retrained reference the first time
-that task is seen, keeps them, runs the method and returns the result record.
+that task is seen (and, on a report seed, the second retrained reference), keeps them,
+runs the method and returns the result record.
 
 The class is plain Python (unit tests and the Ray-overhead benchmark call it directly);
 :func:`remote_host` wraps it as a Ray actor. A host on a GPU uses the device Ray gave
@@ -26,14 +27,14 @@ from harness.data.regimes import make_task
 from harness.distributed.experiment import Job, RegimeSpec
 from harness.protocol import records
 from harness.protocol.models import build_backbone
-from harness.protocol.unlearning import References, prepare, run_method, train_reference
+from harness.protocol.unlearning import RETRAIN2_SEED_OFFSET, References, prepare, run_method, train_reference
 from methods import Budget
 
 
 class ModelHost:
     def __init__(self, dataset: str, backbone: str, seed: int, *, training: dict, hparams: dict,
                  audit_size: int, cache_dir: str, plugins: list[str], num_threads: int, use_gpu: bool = False,
-                 budget: Budget = Budget(), experiment: str = ""):
+                 budget: Budget = Budget(), experiment: str = "", second_retrain: bool = False):
         for module in plugins:
             importlib.import_module(module)
         torch.set_num_threads(max(1, num_threads))
@@ -44,6 +45,7 @@ class ModelHost:
         self.audit_size, self.cache_dir = audit_size, cache_dir
         self.budget = budget
         self.experiment = experiment
+        self.second_retrain = second_retrain
         self.references: dict[tuple, References] = {}
 
     def info(self) -> dict:
@@ -61,12 +63,13 @@ class ModelHost:
         """The parameter branches the backbone names (a sweep's per-branch dimensions)."""
         return list(build_backbone(self.backbone, self.dataset, self.seed, self.hparams).branches())
 
-    def warm(self, regime: RegimeSpec | None) -> None:
-        """Train into the model cache (or find there) the original (``regime`` None) or
-        the retrained reference of a forget task, so that hosts sharing a model can
-        train its references in parallel before the jobs need them."""
+    def warm(self, regime: RegimeSpec | None, second: bool = False) -> None:
+        """Train into the model cache (or find there) the original (``regime`` None), the
+        retrained reference of a forget task or (``second``) its second retrain, so that
+        hosts sharing a model can train its references in parallel before the jobs need them."""
         task = None if regime is None else make_task(self.dataset, regime.regime, regime.selection, regime.ratio, self.seed)
-        train_reference(self.dataset, self.backbone, self.seed, task, hparams=self.hparams,
+        seed = self.seed + RETRAIN2_SEED_OFFSET * second
+        train_reference(self.dataset, self.backbone, seed, task, hparams=self.hparams,
                         train_overrides=self.training, device=self.device, cache_dir=self.cache_dir, progress=False)
 
     def refs(self, job: Job) -> References:
@@ -77,6 +80,7 @@ class ModelHost:
             self.references[job.task_key] = prepare(
                 self.dataset, self.backbone, task, self.seed, self.hparams, self.training,
                 cache_dir=self.cache_dir, device=self.device, progress=False, audit_size=self.audit_size,
+                second_retrain=self.second_retrain,
             )
         return self.references[job.task_key]
 
@@ -121,7 +125,8 @@ def start_hosts(experiment, dataset: str, backbone: str, seed: int, count: int) 
                            hparams=experiment.hparams.get(backbone, {}), audit_size=experiment.audit_size,
                            cache_dir=experiment.cache_dir, plugins=experiment.plugins,
                            num_threads=int(resources.num_cpus), use_gpu=gpus > 0,
-                           budget=experiment.budget, experiment=experiment.name)
+                           budget=experiment.budget, experiment=experiment.name,
+                           second_retrain=experiment.second_retrain(seed))
         for _ in range(count)
     ]
 

@@ -4,7 +4,8 @@
 store already holds (``resume``), starts ``actors_per_model`` actors per (dataset,
 backbone, seed) that still has work, and keeps each actor busy with one job at a time.
 When several actors host one model, they first train its original and the retrained
-reference of each forget task side by side into the model cache (``warm``); then a free
+reference of each forget task (on report seeds also the second retrain) side by side into
+the model cache (``warm``); then a free
 actor takes, in order of preference, a job of a forget task it already holds (its
 references are in memory), a task no other actor of its model holds, any job. Each
 finished record is written at once (one store file per record).
@@ -91,14 +92,15 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
         for job in todo:
             queues[job.host_key].append(job)
         slots = _start_actors(experiment, queues)
-        warmups = {host: [None] + list({j.task_key: j.regime for j in jobs}.values())
+        warmups = {host: [(None, False)] + [(regime, second) for regime in {j.task_key: j.regime for j in jobs}.values()
+                                            for second in [False] + [True] * experiment.second_retrain(host[2])]
                    for host, jobs in queues.items() if sum(s.host == host for s in slots) > 1}
         inflight: dict = {}
 
         def dispatch(slot: _Slot) -> None:
             queue = queues[slot.host]
             if warmups.get(slot.host):  # hosts sharing a model first train its references side by side
-                inflight[slot.actor.warm.remote(warmups[slot.host].pop(0))] = (slot, None)
+                inflight[slot.actor.warm.remote(*warmups[slot.host].pop(0))] = (slot, None)
                 return
             if not queue:
                 ray.kill(slot.actor)  # release its resources for actors still waiting

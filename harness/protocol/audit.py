@@ -1,15 +1,42 @@
-"""Black-box membership-inference audit from scores and ranks, and the AUC statistic.
+"""Audit v2: a held-out membership test of the deleted pairs (anchor: MUSE's PrivLeak,
+Shi et al. 2024), and the difference attack of Chen et al., CCS 2021 ("When Machine
+Unlearning Jeopardizes Privacy").
 
-Features of a pair ``(u, i)`` under a model (all from scores, no parameters):
-``s(u,i)``; ``z(u,i) = (s(u,i) - mean_j s(u,j)) / std_j s(u,j)`` over all items; and the
-rank percentile ``p(u,i) = 1 - rank/(I-1)`` among all items (1 = top).
+**Sample** (:func:`audit_sample`, one per forget task, seeded, shared by every model
+audited on it). Members: ``D_f`` pairs. Non-members: *validation* pairs, which no model
+trained on, matched to the regime:
 
-Attack: logistic regression on the standardised features, fit by L-BFGS, trained on
-shadow pairs of the audited model: members = a sample of D_r training pairs;
-non-members = held-out validation/test pairs of retained users and unobserved pairs,
-half each. Reported: the AUC of the attack's membership probability on D_f pairs
-against *fresh* non-members (not used for fitting). The same seeded samples are used for
-every model audited on one task, so ``original``, ``retrain`` and a method compare.
+* interaction deletion (and requests): validation pairs of the users the deletion touches;
+* user deletion: the deleted users' own validation pairs;
+* item deletion: validation pairs of the target items.
+
+The audit reads the validation split only (tuning reads it; the test split is only
+reported). The two sets are balanced and matched on item popularity where the pool
+allows: pairs are binned at the deciles of their item's training popularity (in D) and
+each bin keeps as many members as non-members, ``min`` of the two; at most ``size``
+pairs per side (scaled down bin by bin). ``audit_pairs`` = pairs per side.
+
+**Features** of a pair ``(u, i)`` under a model (:func:`rank_features`, ``[n, 3]``):
+``s(u,i)``; ``z = (s - mean_c s(u,c)) / std_c s(u,c)`` and the rank percentile
+``p = 1 - #{c: s(u,c) > s(u,i)} / (n_u - 1)`` (1 = top) over u's candidates ``c`` (items
+outside u's retained training set ``D_r``, where held-out and deleted items both are).
+
+**Attack** (:func:`attack`): standardised logistic regression (scikit-learn, L-BFGS,
+C = 1), its membership probabilities out of fold from a stratified 5-fold
+cross-validation on the sample itself. Fit on the audited model's own features, it
+learns either direction, so burying ``D_f`` below every held-out pair is as visible as
+keeping it on top: ``mia_auc >= 0.5`` up to noise, and about 0.5 for a retrained model.
+
+**PrivLeak** (:func:`privleak`): ``(mia_auc - retrain_mia_auc) / retrain_mia_auc``;
+0 is the goal, above 0 still remembered, below 0 over-unlearned. Its 95% interval is
+the percentile interval of :data:`BOOTSTRAP` paired bootstrap draws: members and
+non-members are resampled (each set with replacement, so it stays balanced) and both
+AUCs are recomputed from the same out-of-fold probabilities on the same draw.
+
+**Difference attack** (:func:`difference_auc`): the adversary holds the original and
+the unlearned model; features = ``[f_original, f_unlearned, f_unlearned - f_original]``
+(9), the same cross-validated classifier. Recorded for the method (``mia_diff_auc``)
+and for the retrained model in its place (``retrain_mia_diff_auc``).
 """
 
 from __future__ import annotations
@@ -18,102 +45,143 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from harness.core.seeding import generator
+from backbones.blocks.csr import dense_rows
 
-AUDIT_SIZE = 2000  # pairs per audit set (members, non-members, targets, fresh): the default everywhere
-
-
-def auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
-    """Area under the ROC curve = P(score_pos > score_neg) + 0.5 P(tie) (Mann-Whitney)."""
-    scores = torch.cat([positive, negative]).double()
-    order = scores.argsort()
-    ranks = torch.empty_like(scores)
-    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.double)
-    # average the ranks of ties
-    unique, inverse = torch.unique(scores, return_inverse=True)
-    sums = torch.zeros(len(unique), dtype=torch.double).index_add_(0, inverse, ranks)
-    counts = torch.zeros(len(unique), dtype=torch.double).index_add_(0, inverse, torch.ones_like(ranks))
-    ranks = (sums / counts)[inverse]
-    n_pos, n_neg = len(positive), len(negative)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def pair_features(users: torch.Tensor, items: torch.Tensor, pairs: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """``[n, 3]`` features ``(s, z, p)`` of ``pairs`` ``[n, 2]`` from final embeddings."""
-    out = torch.empty(len(pairs), 3)
-    n_items = items.shape[0]
-    for start in range(0, len(pairs), chunk):
-        part = pairs[start : start + chunk]
-        scores = users[part[:, 0].to(users.device)] @ items.T  # [c, I]
-        s = scores.gather(1, part[:, 1:2].to(scores.device)).squeeze(1)
-        mean, std = scores.mean(1), scores.std(1).clamp(min=1e-12)
-        above = (scores > s.unsqueeze(1)).sum(1).float()
-        out[start : start + len(part)] = torch.stack(
-            [s, (s - mean) / std, 1.0 - above / max(n_items - 1, 1)], dim=1
-        ).cpu()
-    return out
+AUDIT_SIZE = 2000  # pairs per side (members, non-members) at most: the default everywhere
+FOLDS = 5
+BOOTSTRAP = 1000
+POPULARITY_BINS = 10
 
 
 @dataclass(frozen=True)
 class AuditSample:
-    """Seeded pairs of one audit: shadow members / non-members, target D_f, fresh non-members."""
+    """The pairs of one audit, ``[2n, 2]``, and their labels ``[2n]`` (1 = member, ``D_f``)."""
 
-    members: torch.Tensor
-    nonmembers: torch.Tensor
-    targets: torch.Tensor
-    fresh: torch.Tensor
+    pairs: torch.Tensor
+    labels: np.ndarray
+    seed: int
+
+    @property
+    def size(self) -> int:
+        """Pairs per side."""
+        return int(self.labels.sum())
+
+
+def non_member_pool(valid: np.ndarray, task) -> np.ndarray:
+    """Validation pairs matched to the regime (see the module docstring)."""
+    if task.regime == "item":
+        return valid[np.isin(valid[:, 1], task.items)]
+    return valid[np.isin(valid[:, 0], task.users)]  # interaction, request: touched users; user: deleted users
 
 
 def audit_sample(dataset, task, size: int = AUDIT_SIZE, seed: int = 0) -> AuditSample:
-    """Draw the audit pairs for ``task`` (see the module docstring)."""
-    gen = generator(seed)
-    removed = set(task.removed_users.tolist())
-    retain = torch.from_numpy(task.retain)
-    held = torch.from_numpy(np.concatenate([dataset.valid, dataset.test]))
-    if removed:
-        held = held[~torch.isin(held[:, 0], torch.tensor(sorted(removed)))]
-    n_target = min(size, len(task.forget))
-    known = set(map(tuple, np.concatenate([dataset.train, dataset.valid, dataset.test]).tolist()))
-    n_unobserved = size  # half of the 2 * size non-members
-    unobserved = []
-    while len(unobserved) < n_unobserved:
-        u = torch.randint(dataset.n_users, (n_unobserved,), generator=gen)
-        i = torch.randint(dataset.n_items, (n_unobserved,), generator=gen)
-        for pair in zip(u.tolist(), i.tolist()):
-            if pair not in known and pair[0] not in removed and len(unobserved) < n_unobserved:
-                unobserved.append(pair)
-    unobserved = torch.tensor(unobserved)
-    held = held[torch.randperm(len(held), generator=gen)[:size]]
-    pool = torch.cat([held, unobserved])
-    pool = pool[torch.randperm(len(pool), generator=gen)]
-    half = len(pool) // 2
-    members = retain[torch.randperm(len(retain), generator=gen)[:half]]
-    targets = torch.from_numpy(task.forget)[torch.randperm(len(task.forget), generator=gen)[:n_target]]
-    return AuditSample(members, pool[:half], targets, pool[half:])
+    """Balanced, popularity-matched members and non-members of ``task`` (module docstring)."""
+    rng = np.random.default_rng(seed)
+    members, pool = task.forget, non_member_pool(dataset.valid, task)
+    popularity = np.bincount(dataset.train[:, 1], minlength=dataset.n_items)
+    pop_m, pop_n = popularity[members[:, 1]], popularity[pool[:, 1]]
+    edges = np.unique(np.quantile(np.concatenate([pop_m, pop_n]), np.linspace(0, 1, POPULARITY_BINS + 1)[1:-1]))
+    bin_m, bin_n = np.searchsorted(edges, pop_m, side="right"), np.searchsorted(edges, pop_n, side="right")
+    take = np.array([min((bin_m == b).sum(), (bin_n == b).sum()) for b in range(len(edges) + 1)])
+    if take.sum() > size:
+        take = np.floor(take * size / take.sum()).astype(int)
+    chosen_m, chosen_n = [], []
+    for b, k in enumerate(take):
+        chosen_m.append(rng.permutation(np.flatnonzero(bin_m == b))[:k])
+        chosen_n.append(rng.permutation(np.flatnonzero(bin_n == b))[:k])
+    m, n = members[np.concatenate(chosen_m)], pool[np.concatenate(chosen_n)]
+    pairs = torch.from_numpy(np.concatenate([m, n]).astype(np.int64))
+    labels = np.concatenate([np.ones(len(m), dtype=np.int64), np.zeros(len(n), dtype=np.int64)])
+    return AuditSample(pairs, labels, seed)
 
 
-def membership_auc(users: torch.Tensor, items: torch.Tensor, sample: AuditSample) -> float:
-    """Fit the attack on the shadow pairs of this model; AUC of D_f vs fresh non-members."""
-    x_member = pair_features(users, items, sample.members)
-    x_non = pair_features(users, items, sample.nonmembers)
-    x = torch.cat([x_member, x_non]).double()
-    y = torch.cat([torch.ones(len(x_member)), torch.zeros(len(x_non))]).double()
-    mean, std = x.mean(0), x.std(0).clamp(min=1e-12)
-    weights = torch.zeros(x.shape[1] + 1, dtype=torch.double, requires_grad=True)
-    optimiser = torch.optim.LBFGS([weights], max_iter=200, line_search_fn="strong_wolfe")
-
-    def logits(features):
-        return ((features.double() - mean) / std) @ weights[:-1] + weights[-1]
-
-    def closure():
-        optimiser.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits(x), y) + 1e-4 * weights.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
+def rank_features(users: torch.Tensor, items: torch.Tensor, pairs: torch.Tensor, exclude: torch.Tensor,
+                  chunk: int = 512) -> np.ndarray:
+    """``[n, 3]`` features ``(s, z, p)`` of ``pairs`` ``[n, 2]`` from final embeddings
+    ``[U, d]``, ``[I, d]``; ``exclude``: boolean CSR ``[U, I]`` of retained training items."""
+    out = np.empty((len(pairs), 3))
+    if len(pairs) == 0:
+        return out
+    unique, inverse = torch.unique(pairs[:, 0], return_inverse=True)
     with torch.no_grad():
-        target = logits(pair_features(users, items, sample.targets))
-        fresh = logits(pair_features(users, items, sample.fresh))
-    return auc(target, fresh)
+        for start in range(0, len(unique), chunk):
+            rows = unique[start : start + chunk]
+            scores = users[rows.to(users.device)] @ items.T  # [c, I]
+            hidden = dense_rows(exclude, rows).to(scores.device)
+            n_cand = (~hidden).sum(1).clamp(min=2).double()
+            masked = scores.double().masked_fill(hidden, 0.0)
+            mean = masked.sum(1) / n_cand
+            std = ((masked - mean[:, None]).pow(2).masked_fill(hidden, 0.0).sum(1) / (n_cand - 1)).sqrt().clamp(min=1e-12)
+            candidates = scores.masked_fill(hidden, float("-inf"))
+            mine = ((inverse >= start) & (inverse < start + len(rows))).nonzero().squeeze(1)
+            local = (inverse[mine] - start).to(scores.device)
+            s = scores[local, pairs[mine, 1].to(scores.device)]
+            above = (candidates[local] > s[:, None]).sum(1).double()
+            p = 1.0 - above / (n_cand[local] - 1)
+            z = (s.double() - mean[local]) / std[local]
+            out[mine.numpy()] = torch.stack([s.double(), z, p], 1).cpu().numpy()
+    return out
+
+
+@dataclass(frozen=True)
+class Audit:
+    """One model's audit: its features ``[2n, 3]``, out-of-fold membership probabilities
+    ``[2n]`` and their AUC."""
+
+    features: np.ndarray
+    scores: np.ndarray
+    auc: float
+
+
+def _cross_validated(x: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500))
+    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
+    return cross_val_predict(classifier, x, labels, cv=folds, method="predict_proba")[:, 1]
+
+
+def attack(features: np.ndarray, sample: AuditSample) -> Audit:
+    """The cross-validated attack on one model's ``features`` of ``sample``."""
+    if sample.size < FOLDS:
+        return Audit(features, np.full(len(features), np.nan), float("nan"))
+    scores = _cross_validated(features, sample.labels, sample.seed)
+    return Audit(features, scores, float(roc_auc_score(sample.labels, scores)))
+
+
+def difference_auc(original: Audit, other: Audit, sample: AuditSample) -> float:
+    """AUC of the difference attack with the original and ``other`` model's features."""
+    if sample.size < FOLDS:
+        return float("nan")
+    x = np.concatenate([original.features, other.features, other.features - original.features], 1)
+    return float(roc_auc_score(sample.labels, _cross_validated(x, sample.labels, sample.seed)))
+
+
+def bootstrap_aucs(scores: list[np.ndarray], labels: np.ndarray, draws: int = BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """``[len(scores), draws]`` AUCs of each score vector on the same paired bootstrap
+    draws (members and non-members resampled separately, with replacement)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    index = np.concatenate([rng.choice(pos, (draws, len(pos))), rng.choice(neg, (draws, len(neg)))], 1)
+    out = np.empty((len(scores), draws))
+    for k, s in enumerate(scores):
+        ranks = rankdata(s[index], axis=1)  # ties averaged
+        out[k] = (ranks[:, : len(pos)].sum(1) - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
+    return out
+
+
+def privleak(audit: Audit, retrain: Audit, sample: AuditSample) -> tuple[float, float, float]:
+    """``(privleak, low, high)``: ``(auc - retrain_auc) / retrain_auc`` and its paired
+    bootstrap 95% interval (module docstring)."""
+    if np.isnan(audit.auc) or np.isnan(retrain.auc):
+        return (float("nan"),) * 3
+    value = (audit.auc - retrain.auc) / retrain.auc
+    a, r = bootstrap_aucs([audit.scores, retrain.scores], sample.labels, seed=sample.seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = np.where(r > 0, (a - r) / r, np.nan)  # a draw whose retrain AUC is 0 has no ratio
+    return float(value), float(np.nanquantile(draws, 0.025)), float(np.nanquantile(draws, 0.975))

@@ -1,17 +1,31 @@
 """One unlearning job -> one result record.
 
-``prepare(...)`` trains (or loads from the cache) the original model on D and the
-retrained reference on D_r, and measures both once; ``run_method(...)`` copies the
-original, lets a method unlearn, and measures it the same way. Measures (all on the
-retained graph G_r, retained training items excluded, removed users left out):
+``prepare(...)`` trains (or loads from the cache) the original model on D, the
+retrained reference on D_r and, on report seeds, a second retrained reference on the
+same D_r from another initialisation (seed + :data:`RETRAIN2_SEED_OFFSET`), and measures
+each once; ``run_method(...)`` copies the original, lets a method unlearn, and measures
+it the same way. Measures (all on the retained graph G_r, retained training items
+excluded, removed users left out):
 
-* retain utility: validation and test Recall / NDCG @10, @20 of retained users;
-* forget efficacy: Recall / NDCG @10, @20 with D_f as the truth (lower = forgotten);
-* ``item_exposure@20`` (item regime): share of retained users' top-20 slots held by
-  the target items;
-* ``agreement@20``: mean per-user Jaccard of top-20 lists against the retrained model;
-* ``mia_auc``: the membership audit of :mod:`harness.protocol.audit`;
-* costs: ``unlearn_seconds``, ``retrain_seconds``, ``speedup``, ``updated_fraction``.
+* retain utility: validation and test Recall / NDCG @10, @20 of retained users; in item
+  deletion the target items' held-out pairs are not retained truth;
+* forget efficacy: Recall / NDCG @10, @20 with D_f as the truth;
+* item deletion: ``item_exposure@20``, the share of retained users' top-20 slots held by
+  the target items, and ``target_test_recall@20``, Recall@20 with the target items'
+  test pairs as the truth;
+* distance to retraining, two-sided: ``forget_gap@20 = forget_recall@20 -
+  retrain_forget_recall@20`` (below 0: over-forgetting); ``forget_ks``, the two-sample
+  Kolmogorov-Smirnov statistic (``scipy.stats.ks_2samp``) between the rank percentiles
+  of all D_f pairs under the model and under the retrained model (0: ranked exactly as
+  retraining does; the "forget quality" of TOFU / open-unlearning); ``agreement@20``,
+  the mean per-user Jaccard of top-20 lists against the retrained model;
+* the membership audit of :mod:`harness.protocol.audit`: ``mia_auc``, ``privleak`` with
+  its bootstrap interval, the difference attack ``mia_diff_auc``;
+* the noise floor: the same distances of the second retrain (``retrain2_*``); a method
+  is as close as retraining itself when it is within them;
+* costs: ``unlearn_seconds``, ``retrain_seconds``, ``speedup``, ``updated_fraction``,
+  ``measure_seconds`` (all measures of the method) and ``audit_seconds`` (its audit:
+  attack, PrivLeak bootstrap, difference attack; with the KS and agreement beside them).
 The original model is measured on the full graph G (what it knew).
 """
 
@@ -19,12 +33,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import ks_2samp
 
 from backbones.base import Backbone, eval_embeddings
 from backbones.blocks.csr import dense_rows, pair_mask
@@ -33,19 +49,23 @@ from backbones import BACKBONES
 from harness.core.versions import modules_of, record_code_version
 from harness.data.datasets import Dataset
 from harness.protocol import records
-from harness.protocol.audit import AUDIT_SIZE, AuditSample, audit_sample, membership_auc
+from harness.protocol.audit import (AUDIT_SIZE, Audit, AuditSample, attack, audit_sample, difference_auc, privleak,
+                                    rank_features)
 from harness.protocol.evaluation import embedding_scorer, metrics_from_scores
 from harness.protocol.models import train_backbone
 from methods.base import METHODS, Budget, ForgetTask, UnlearningMethod
 
 K = 20
+RETRAIN2_SEED_OFFSET = 1000  # the second retrain's initialisation seed: seed + this
 
 
 @dataclass
 class Measure:
     metrics: dict
     top: torch.Tensor  # [U, K] top-K items of every user (retained users meaningful)
-    mia_auc: float
+    forget_percentiles: np.ndarray  # [|D_f|] rank percentile of every D_f pair among its user's candidates
+    audit: Audit
+    audit_seconds: float
 
 
 def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: ForgetTask, sample: AuditSample) -> Measure:
@@ -54,23 +74,20 @@ def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: Forge
     users, items = eval_embeddings(model, graph)
     exclude = UserItemGraph(torch.from_numpy(task.retain), task.n_users, task.n_items).user_items_csr()
     removed = torch.from_numpy(task.removed_users)
+    targets = torch.from_numpy(task.items) if task.regime == "item" else torch.zeros(0, dtype=torch.long)
 
     def truth(pairs: np.ndarray) -> torch.Tensor:
         pairs = torch.from_numpy(pairs)
-        if len(removed):
-            pairs = pairs[~torch.isin(pairs[:, 0], removed)]
-        return pair_mask(pairs, task.n_users, task.n_items)
+        keep = ~torch.isin(pairs[:, 0], removed) & ~torch.isin(pairs[:, 1], targets)
+        return pair_mask(pairs[keep], task.n_users, task.n_items)
+
+    def ranked(name: str, truth_mask: torch.Tensor) -> dict:
+        return {f"{name}_{key}": value for key, value in metrics_from_scores(score, exclude, truth_mask).items()
+                if key.split("@")[0] in ("recall", "ndcg")}
 
     score = embedding_scorer(users, items)
-    out = {}
-    for name, pairs in (("retain_valid", dataset.valid), ("retain_test", dataset.test)):
-        for key, value in metrics_from_scores(score, exclude, truth(pairs)).items():
-            if key.split("@")[0] in ("recall", "ndcg"):
-                out[f"{name}_{key}"] = value
-    forget_truth = pair_mask(torch.from_numpy(task.forget), task.n_users, task.n_items)
-    for key, value in metrics_from_scores(score, exclude, forget_truth).items():
-        if key.split("@")[0] in ("recall", "ndcg"):
-            out[f"forget_{key}"] = value
+    out = ranked("retain_valid", truth(dataset.valid)) | ranked("retain_test", truth(dataset.test))
+    out |= ranked("forget", pair_mask(torch.from_numpy(task.forget), task.n_users, task.n_items))
     rows = task.retained_users()
     top = torch.empty(task.n_users, K, dtype=torch.long)
     for start in range(0, len(rows), 1024):
@@ -78,10 +95,17 @@ def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: Forge
         masked = score(part).masked_fill(dense_rows(exclude, part).to(users.device), float("-inf"))
         top[part] = masked.topk(K, dim=1).indices.cpu()
     if task.regime == "item":
-        targets = torch.zeros(task.n_items, dtype=torch.bool)
-        targets[torch.from_numpy(task.items)] = True
-        out["item_exposure@20"] = float(targets[top[rows]].float().mean())
-    return Measure(out, top, membership_auc(users, items, sample))
+        is_target = torch.zeros(task.n_items, dtype=torch.bool)
+        is_target[targets] = True
+        out["item_exposure@20"] = float(is_target[top[rows]].float().mean())
+        target_test = torch.from_numpy(dataset.test)
+        target_test = target_test[is_target[target_test[:, 1]]]
+        out["target_test_recall@20"] = metrics_from_scores(
+            score, exclude, pair_mask(target_test, task.n_users, task.n_items)).get("recall@20", float("nan"))
+    percentiles = rank_features(users, items, torch.from_numpy(task.forget), exclude)[:, 2]
+    start = time.perf_counter()
+    audit = attack(rank_features(users, items, sample.pairs, exclude), sample)
+    return Measure(out, top, percentiles, audit, time.perf_counter() - start)
 
 
 def agreement(top: torch.Tensor, reference: torch.Tensor, rows: torch.Tensor) -> float:
@@ -93,7 +117,8 @@ def agreement(top: torch.Tensor, reference: torch.Tensor, rows: torch.Tensor) ->
 
 @dataclass
 class References:
-    """The original and retrained models of one (dataset, backbone, seed, task)."""
+    """The original and retrained models of one (dataset, backbone, seed, task), measured;
+    ``retrained2`` (the second retrain, the noise floor) only where it was asked for."""
 
     dataset: Dataset
     backbone: str
@@ -108,6 +133,35 @@ class References:
     hparams: dict
     train_overrides: dict
     cache_dir: object
+    retrained2: Backbone | None = None
+    retrain2_measure: Measure | None = None
+
+    def distances(self, m: Measure) -> dict:
+        """How far a model measured as ``m`` is from the retrained one: ``forget_ks``,
+        ``agreement@20``, ``mia_auc``, ``privleak`` and its interval (unprefixed names)."""
+        retrain = self.retrain_measure
+        leak, low, high = privleak(m.audit, retrain.audit, self.sample)
+        ks = ks_2samp(m.forget_percentiles, retrain.forget_percentiles).statistic if len(m.forget_percentiles) else np.nan
+        return {"forget_ks": float(ks), "agreement@20": agreement(m.top, retrain.top, self.task.retained_users()),
+                "mia_auc": m.audit.auc, "privleak": leak, "privleak_low": low, "privleak_high": high}
+
+    @functools.cached_property
+    def figures(self) -> dict:
+        """The references' fields of every record (:data:`records.REFERENCES` and the
+        ``original_*`` / ``retrain_*`` / ``retrain2_*`` scalars), computed once per task."""
+        out = {"retrain_mia_auc": self.retrain_measure.audit.auc,
+               "retrain_mia_diff_auc": difference_auc(self.original_measure.audit, self.retrain_measure.audit,
+                                                      self.sample),
+               "retrain_seconds": self.retrain_seconds, "audit_pairs": float(self.sample.size)}
+        for who, m in (("original", self.original_measure), ("retrain", self.retrain_measure),
+                       ("retrain2", self.retrain2_measure)):
+            if m is None:
+                continue
+            out |= {f"{who}_{k}": v for k, v in m.metrics.items() if k in records.REFERENCE_FIGURES}
+            if who != "retrain":
+                out |= {f"{who}_{k}": v for k, v in self.distances(m).items()
+                        if f"{who}_{k}" in records.SCALARS}
+        return out
 
 
 def retained_valid(dataset: Dataset, task: ForgetTask) -> np.ndarray:
@@ -128,19 +182,25 @@ def train_reference(dataset, backbone, seed, task: ForgetTask | None = None, **k
 
 
 def prepare(dataset, backbone, task, seed, hparams=None, train_overrides=None, cache_dir=None,
-            device=None, progress=True, audit_size=AUDIT_SIZE) -> References:
-    """Train/load the original and the retrained reference and measure both."""
+            device=None, progress=True, audit_size=AUDIT_SIZE, second_retrain=False) -> References:
+    """Train/load the original, the retrained reference and (``second_retrain``) the
+    second retrain from initialisation seed ``seed +`` :data:`RETRAIN2_SEED_OFFSET`;
+    measure each."""
     kwargs = dict(hparams=hparams, train_overrides=train_overrides, device=device, cache_dir=cache_dir, progress=progress)
     original = train_reference(dataset, backbone, seed, **kwargs)
     retrained = train_reference(dataset, backbone, seed, task, **kwargs)
     sample = audit_sample(dataset, task, audit_size, seed)
     full = UserItemGraph(torch.from_numpy(dataset.train), dataset.n_users, dataset.n_items)
-    return References(
+    refs = References(
         dataset, backbone, seed, task, original.model, retrained.model, retrained.meta["train_seconds"],
         measure(original.model, full, dataset, task, sample),
         measure(retrained.model, task.retain_graph(), dataset, task, sample),
         sample, hparams or {}, train_overrides or {}, cache_dir,
     )
+    if second_retrain:
+        refs.retrained2 = train_reference(dataset, backbone, seed + RETRAIN2_SEED_OFFSET, task, **kwargs).model
+        refs.retrain2_measure = measure(refs.retrained2, task.retain_graph(), dataset, task, sample)
+    return refs
 
 
 def updated_fraction(before: Backbone, after: Backbone) -> float:
@@ -181,21 +241,21 @@ def run_method(refs: References, method: str, params: dict | None = None, budget
         seconds = time.perf_counter() - start
         if method == "retrain":
             seconds = refs.retrain_seconds  # a cached reference: report what training took
+        measured = time.perf_counter()
         m = measure(model, task.retain_graph(), refs.dataset, task, refs.sample)
-        record |= m.metrics
-        for prefix, ref in (("original", refs.original_measure), ("retrain", refs.retrain_measure)):
-            for key, value in ref.metrics.items():
-                if key in records.REFERENCE_FIGURES:
-                    record[f"{prefix}_{key}"] = value
-        record["agreement@20"] = agreement(m.top, refs.retrain_measure.top, task.retained_users())
-        record["mia_auc"] = m.mia_auc
-        record["retrain_mia_auc"] = refs.retrain_measure.mia_auc
-        record["original_mia_auc"] = refs.original_measure.mia_auc
+        audited = time.perf_counter()
+        distances = refs.distances(m)
+        diff_auc = difference_auc(refs.original_measure.audit, m.audit, refs.sample)
+        record |= m.metrics | refs.figures | distances | {
+            "forget_gap@20": m.metrics["forget_recall@20"] - refs.retrain_measure.metrics["forget_recall@20"],
+            "mia_diff_auc": diff_auc,
+            "audit_seconds": m.audit_seconds + time.perf_counter() - audited,
+        }
         record["unlearn_seconds"] = seconds
-        record["retrain_seconds"] = refs.retrain_seconds
         record["speedup"] = refs.retrain_seconds / max(seconds, 1e-9)
         record["updated_fraction"] = updated_fraction(refs.original, model)
         record["decisions"] = json.dumps(instance.summary(), sort_keys=True, default=str)
+        record["measure_seconds"] = time.perf_counter() - measured
     except Exception as exc:  # a failing method is a record, not a crash of the run
         record["status"], record["error"] = "error", f"{type(exc).__name__}: {exc}"
     record["data_fingerprint"] = refs.dataset.fingerprint

@@ -29,6 +29,25 @@ def test_strings_from_records_are_escaped(records):
     assert len(figures) == 1
 
 
+def test_table_shows_intervals_reference_rows_and_the_note(records):
+    text, figures = build_page(records, "r")
+    # graph_edit, two seeds: test N@20 0.1410 [0.1283, 0.1537] (t(0.975, 1) * 0.0014142 / sqrt(2) = 0.0127)
+    assert "<td>0.1410 [0.1283, 0.1537]</td>" in text
+    assert "<td>0.1310</td>" in text  # tru-no-gate has one seed: no interval
+    for label in ("original", "retrain (reference)", "retrain2 (noise floor)"):
+        assert f">{label}</td>" in text
+    assert "(NDCG 0, KS 1)" in text and "95% Student-t interval" in text
+    layout = figures[0][1].layout
+    assert "forget KS" in layout.xaxis.title.text and len(layout.shapes) == 1  # the noise-floor band
+    assert (layout.shapes[0].x0, layout.shapes[0].x1) == pytest.approx((0.0, 0.05))
+    names = {t.name for t in figures[0][1].data}
+    assert {"retrain (reference)", "original (reference)", "retrain2 (noise floor)"} <= names
+    floor = next(t for t in figures[0][1].data if t.name == "retrain2 (noise floor)")
+    assert floor.marker.symbol == "diamond-open" and floor.x == pytest.approx((0.05,))
+    tru = next(t for t in figures[0][1].data if t.name == "tru")
+    assert all("PrivLeak 0.200" in h and "agreement@20 0.800" in h for h in tru.hovertext)
+
+
 def test_page_is_self_contained(store_folder):
     path = write_report(store_folder)
     text = path.read_text()

@@ -14,14 +14,14 @@ from harness.distributed.experiment import load_experiment
 from harness.distributed.store import ResultsStore
 from reports.pareto import pareto_mask
 from harness.protocol.records import objectives
-from tuning.sweep import front_of, run_sweep, trial_records
+from tuning.sweep import front_of, nearest_to_retraining, run_sweep, trial_records, trials_of
 
 ONE_CELL = {"regimes": '[{regime = "user", ratio = 0.2}]', "methods": '[{name = "mmrecun"}]',
             "resources": "{actors_per_model = 2, num_cpus = 1, num_gpus = 0}"}
 
 
 def test_six_trial_two_objective_sweep_and_its_front(ray_local, experiment_file, tmp_path):
-    exp = load_experiment(experiment_file(**ONE_CELL, seeds="[0, 1]"))
+    exp = load_experiment(experiment_file(**ONE_CELL, report_seeds="[0, 1]"))
     out = tmp_path / "out"
     summary = run_sweep(exp, "tru", 6, out, progress=False)
     records = trial_records(ResultsStore(out), summary.sweep)
@@ -32,14 +32,15 @@ def test_six_trial_two_objective_sweep_and_its_front(ray_local, experiment_file,
     assert all(any(k.startswith("modality_scales.") for k in c) for c in sampled)  # one dimension per branch
     assert len({json.dumps(c, sort_keys=True) for c in sampled}) == 6
 
-    objs = objectives(["retain_valid_ndcg@20", "forget_recall@20"])
-    values = records[["retain_valid_ndcg@20", "forget_recall@20"]].to_numpy()
+    assert set(records["seed"]) == {100}  # trials read the development seed only
+    objs = objectives(["retain_valid_ndcg@20", "forget_ks"])
+    values = records[["retain_valid_ndcg@20", "forget_ks"]].to_numpy()
     expected = set(records.loc[pareto_mask(values, [True, False]), "trial_id"])
     assert len(expected) >= 1 and set(summary.front["trial_id"]) == expected == set(front_of(records, objs)["trial_id"])
 
     frame = pd.read_parquet(out)
     retest = frame[(frame["sweep"] == summary.sweep) & (frame["split"] == "test")]
-    assert summary.retested == len(retest) == 2 * summary.front["params"].nunique()  # front x seeds 0, 1
+    assert summary.retested == len(retest) == 2 * summary.front["params"].nunique()  # front x report seeds 0, 1
     assert set(retest["params"]) == set(summary.front["params"]) and set(retest["seed"]) == {0, 1}
 
     import optuna
@@ -50,7 +51,7 @@ def test_six_trial_two_objective_sweep_and_its_front(ray_local, experiment_file,
 
 
 def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_path):
-    exp = load_experiment(experiment_file(**ONE_CELL, tune='{sampler = "nsga2", objectives = ["retain_valid_ndcg@20", "mia_gap", "unlearn_seconds"]}'))
+    exp = load_experiment(experiment_file(**ONE_CELL, tune='{sampler = "nsga2", objectives = ["retain_valid_ndcg@20", "abs_privleak", "unlearn_seconds"]}'))
     summary = run_sweep(exp, "mmrecun", 3, tmp_path / "out", progress=False)
     records = trial_records(ResultsStore(tmp_path / "out"), summary.sweep)
     assert len(records) == 3 and set(records["method"]) == {"mmrecun"}
@@ -61,8 +62,8 @@ def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_pa
 
 
 def test_sweep_configuration_errors(experiment_file, tmp_path):
-    exp = load_experiment(experiment_file())  # two regimes
-    with pytest.raises(UserError, match=r"must name exactly one dataset, backbone and regime \(it names 2 regimes\)"):
+    exp = load_experiment(experiment_file(backbones='["lightgcn", "mgcn"]'))
+    with pytest.raises(UserError, match=r"must name exactly one dataset and backbone \(it names 2 backbones\)"):
         run_sweep(exp, "tru", 3, tmp_path / "a")
     exp = load_experiment(experiment_file(**ONE_CELL))
     with pytest.raises(UserError, match="unknown method"):
@@ -92,3 +93,30 @@ def test_resume_after_the_driver_is_killed_runs_exactly_n_trials(experiment_file
     records = trial_records(ResultsStore(out), "exp-mmrecun")
     assert len(records) == 6 and records["trial_id"].is_unique
     assert records["config"].nunique() == 6  # no configuration repeated
+
+
+def test_a_trial_averages_its_development_seeds_and_regimes(ray_local, experiment_file, tmp_path):
+    """Two development seeds x two regimes: four records per trial, its objectives their means."""
+    exp = load_experiment(experiment_file(methods='[{name = "mmrecun"}]', development_seeds="[100, 101]",
+                                          resources="{actors_per_model = 1, num_cpus = 1, num_gpus = 0}"))
+    out = tmp_path / "out"
+    summary = run_sweep(exp, "mmrecun", 2, out, progress=False, retest=False)
+    records = trial_records(ResultsStore(out), summary.sweep)
+    assert summary.trials == 2 and len(records) == 8
+    assert set(map(tuple, records[["seed", "regime"]].drop_duplicates().to_numpy().tolist())) == {
+        (100, "interaction"), (100, "user"), (101, "interaction"), (101, "user")}
+    objs = objectives(["retain_valid_ndcg@20", "forget_ks"])
+    trials = trials_of(records, objs)
+    for row in trials.to_dict("records"):
+        mine = records[records["trial_id"] == row["trial_id"]]
+        assert row["tasks"] == 4 and row["forget_ks"] == pytest.approx(mine["forget_ks"].mean())
+
+
+def test_nearest_to_retraining_hand_computed():
+    objs = objectives(["retain_valid_ndcg@20", "forget_ks"])
+    front = pd.DataFrame({"retain_valid_ndcg@20": [0.20, 0.18, 0.10], "retain_valid_ndcg@20_target": [0.2] * 3,
+                          "forget_ks": [0.5, 0.1, 0.0], "forget_ks_target": [0.0] * 3, "params": ["a", "b", "c"]})
+    # distances: a (0)^2 + 0.5^2 = 0.25; b (0.1)^2 + 0.1^2 = 0.02; c (0.5)^2 + 0 = 0.25
+    assert nearest_to_retraining(front, objs)["params"] == "b"
+    above = front.assign(**{"retain_valid_ndcg@20": [0.25, 0.18, 0.10]})  # beating the retrain's NDCG costs nothing
+    assert nearest_to_retraining(above, objs)["params"] == "b"

@@ -18,7 +18,7 @@ def test_one_gpu_actor_per_node_and_no_device_variables_touched(experiment_file,
     before = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
         ray.init(address=cluster.address)
-        exp = load_experiment(experiment_file(seeds="[0, 1]", resources='{num_cpus = 1, num_gpus = "auto"}'))
+        exp = load_experiment(experiment_file(report_seeds="[0, 1]", resources='{num_cpus = 1, num_gpus = "auto"}'))
         summary = run_experiment(exp, tmp_path / "out", progress=False)
         frame = pd.read_parquet(tmp_path / "out")
         assert summary.done == 8 and set(frame["status"]) == {"ok"}

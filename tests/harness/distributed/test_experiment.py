@@ -8,7 +8,7 @@ from harness.distributed.experiment import expand, load_experiment
 
 
 def test_grid_expansion_order_and_keys(experiment_file):
-    exp = load_experiment(experiment_file(seeds="[0, 1]", backbones='["lightgcn", "mgcn"]'))
+    exp = load_experiment(experiment_file(report_seeds="[0, 1]", backbones='["lightgcn", "mgcn"]'))
     jobs = expand(exp)
     assert len(jobs) == 2 * 2 * 2 * 2  # backbones x seeds x regimes x methods
     assert [(j.backbone, j.seed, j.regime.regime, j.method) for j in jobs[:4]] == [
@@ -16,10 +16,11 @@ def test_grid_expansion_order_and_keys(experiment_file):
         ("lightgcn", 0, "user", "graph_edit"), ("lightgcn", 0, "user", "mmrecun"),
     ]
     assert len({j.run_key for j in jobs}) == len(jobs)
-    assert [j.run_key for j in expand(load_experiment(experiment_file(seeds="[0, 1]", backbones='["lightgcn", "mgcn"]')))] == [
+    assert {j.seed for j in jobs} == {0, 1}  # report seeds only; development seed 100 is for tuning
+    assert [j.run_key for j in expand(load_experiment(experiment_file(report_seeds="[0, 1]", backbones='["lightgcn", "mgcn"]')))] == [
         j.run_key for j in jobs
     ]  # keys are stable
-    changed = expand(load_experiment(experiment_file(seeds="[0, 1]", backbones='["lightgcn", "mgcn"]',
+    changed = expand(load_experiment(experiment_file(report_seeds="[0, 1]", backbones='["lightgcn", "mgcn"]',
                                                      training="{max_epochs = 4, batch_size = 64}")))
     assert not {j.run_key for j in changed} & {j.run_key for j in jobs}  # training settings are part of the key
 
@@ -47,8 +48,12 @@ def test_quickstart_is_valid():
     "sections, message",
     [
         ({"colour": '"red"'}, r"colour: Extra inputs are not permitted"),
-        ({"seeds": '"zero"'}, r"seeds: Input should be a valid list"),
-        ({"seeds": "[-1]"}, r"seeds: .*>= 0"),
+        ({"report_seeds": '"zero"'}, r"report_seeds: Input should be a valid list"),
+        ({"report_seeds": "[-1]"}, r"report_seeds: .*>= 0"),
+        ({"development_seeds": "[1, 1]"}, r"development_seeds: .*repeated seed"),
+        ({"development_seeds": "[0, 7]"}, r"development_seeds and report_seeds overlap at \[0\]"),
+        ({"tune": "{retest_seeds = [5]}"}, r"tune.retest_seeds \[5\] must be report seeds \(\[0\]\)"),
+        ({"seeds": "[0]"}, r"seeds: protocol v2 splits seeds into report_seeds .* and development_seeds"),
         ({"datasets": '["nope"]'}, r"datasets\[0\]: dataset 'nope': not a shipped dataset"),
         ({"backbones": '["resnet"]'}, r"backbones\[0\]: unknown backbone 'resnet' \(valid: lightgcn, mgcn, miggt"),
         ({"methods": '[{name = "forget_all"}]'}, r"methods\[0\]: unknown method 'forget_all' \(valid: "),
@@ -87,7 +92,7 @@ def test_unreadable_files(tmp_path):
 
 
 def test_cli_config_error_exit_code_and_nothing_written(experiment_file, tmp_path):
-    path = experiment_file(seeds='"zero"')
+    path = experiment_file(report_seeds='"zero"')
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(out)],
                           capture_output=True, text=True)

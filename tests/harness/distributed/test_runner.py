@@ -73,7 +73,7 @@ def _wait_for_records(out: Path, proc: subprocess.Popen, at_least: int, timeout:
 
 def test_driver_killed_then_resume_loses_and_duplicates_nothing(experiment_file, tmp_path):
     path = experiment_file(methods='[{name = "graph_edit"}, {name = "fault-sleep", params = {seconds = 1.5}}]',
-                           seeds="[0, 1]")
+                           report_seeds="[0, 1]")
     out = tmp_path / "out"
     jobs = expand(load_experiment(path))
     proc = _cli_run(path, out)
@@ -93,7 +93,7 @@ def test_driver_killed_then_resume_loses_and_duplicates_nothing(experiment_file,
 def test_ctrl_c_stops_cleanly_and_keeps_finished_records(experiment_file, tmp_path):
     # each host runs graph_edit first, then a job sleeping far longer than the test waits
     path = experiment_file(methods='[{name = "graph_edit"}, {name = "fault-sleep", params = {seconds = 60.0}}]',
-                           seeds="[0, 1]")
+                           report_seeds="[0, 1]")
     out = tmp_path / "out"
     proc = _cli_run(path, out)
     _wait_for_records(out, proc, at_least=1)

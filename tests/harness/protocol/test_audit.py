@@ -1,35 +1,96 @@
+import numpy as np
 import pytest
 import torch
 
-from harness.protocol.audit import AuditSample, auc, membership_auc
+from harness.data.regimes import make_task
+from harness.data.tiny import tiny_dataset
+from harness.protocol.audit import (AuditSample, attack, audit_sample, bootstrap_aucs, difference_auc, privleak,
+                                    rank_features)
 
 
-def test_auc_hand_computed_with_ties():
-    assert auc(torch.tensor([3.0, 4.0]), torch.tensor([1.0, 2.0])) == 1.0
-    assert auc(torch.tensor([1.0]), torch.tensor([2.0])) == 0.0
-    # pos {1, 3} vs neg {2, 3}: pairs (1,2)=0 (1,3)=0 (3,2)=1 (3,3)=0.5 -> 1.5 / 4
-    assert auc(torch.tensor([1.0, 3.0]), torch.tensor([2.0, 3.0])) == pytest.approx(0.375)
+def test_rank_features_hand_computed_over_candidates_only():
+    users = torch.tensor([[1.0, 0.0]])
+    items = torch.tensor([[3.0, 0.0], [2.0, 0.0], [1.0, 0.0], [0.0, 0.0]])  # scores 3, 2, 1, 0
+    exclude = torch.tensor([[True, False, False, False]]).to_sparse_csr()  # item 0 is a retained training item
+    f = rank_features(users, items, torch.tensor([[0, 1], [0, 3]]), exclude)
+    # candidates {1, 2, 3} with scores {2, 1, 0}: mean 1, std 1; item 1 is top (p = 1), item 3 bottom (p = 0)
+    np.testing.assert_allclose(f, [[2.0, 1.0, 1.0], [0.0, -1.0, 0.0]])
 
 
-def _planted(memorise_targets: bool):
-    """Embeddings where members score high; targets do too only if memorised."""
-    gen = torch.Generator().manual_seed(0)
-    n_users, n_items, d = 60, 80, 16
-    users = torch.randn(n_users, d, generator=gen)
-    items = torch.randn(n_items, d, generator=gen) * 0.1
+@pytest.mark.parametrize("regime", ["interaction", "user", "item"])
+def test_sample_is_balanced_held_out_and_matched_to_the_regime(regime):
+    dataset = tiny_dataset(n_users=60, n_items=80, per_user=10)
+    task = make_task(dataset, regime, "random", 0.2, 0)
+    sample = audit_sample(dataset, task, size=1000, seed=0)
+    members, nonmembers = sample.pairs[sample.labels == 1].numpy(), sample.pairs[sample.labels == 0].numpy()
+    assert len(members) == len(nonmembers) == sample.size > 0
+    as_set = lambda a: set(map(tuple, a.tolist()))
+    assert as_set(members) <= as_set(task.forget)
+    assert as_set(nonmembers) <= as_set(dataset.valid)  # validation only: the audit never reads the test split
+    assert not as_set(nonmembers) & as_set(dataset.train)
+    if regime == "item":
+        assert np.isin(nonmembers[:, 1], task.items).all()
+    else:  # the touched users; in user deletion the deleted users themselves
+        assert np.isin(nonmembers[:, 0], task.users).all()
+    again = audit_sample(dataset, task, size=1000, seed=0)
+    assert torch.equal(again.pairs, sample.pairs)
+    small = audit_sample(dataset, task, size=5, seed=0)
+    assert small.size <= 5
 
-    def pairs(n):
-        return torch.stack([torch.randint(n_users, (n,), generator=gen), torch.randint(n_items, (n,), generator=gen)], 1)
 
-    members, nonmembers, targets, fresh = pairs(300), pairs(300), pairs(200), pairs(200)
-    boosted = torch.cat([members, targets]) if memorise_targets else members
-    for u, i in boosted.tolist():  # plant membership: item i points towards user u
-        items[i] += 0.3 * users[u] / users[u].norm()
-    return users, items, AuditSample(members, nonmembers, targets, fresh)
+def test_sample_matches_item_popularity_bin_by_bin():
+    dataset = tiny_dataset(n_users=60, n_items=80, per_user=10)
+    task = make_task(dataset, "interaction", "core", 0.2, 0)  # D_f skewed to popular items
+    sample = audit_sample(dataset, task, size=1000, seed=0)
+    popularity = np.bincount(dataset.train[:, 1], minlength=dataset.n_items)
+    pop = popularity[sample.pairs[:, 1].numpy()]
+    # the same number of members and non-members in every popularity decile
+    assert abs(np.median(pop[sample.labels == 1]) - np.median(pop[sample.labels == 0])) <= 0.2 * np.median(pop) + 1
 
 
-def test_audit_flags_a_memorised_forget_set_and_not_a_fresh_one():
-    memorised = membership_auc(*_planted(True))
-    never_seen = membership_auc(*_planted(False))
-    assert memorised > 0.75
-    assert abs(never_seen - 0.5) < 0.12
+def _planted(direction: float, n: int = 400, seed: int = 0):
+    """Features where members are shifted by ``direction`` standard units (0: no signal)."""
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+    features = rng.normal(size=(2 * n, 3))
+    features[:n] += direction
+    return features, AuditSample(torch.zeros(2 * n, 2, dtype=torch.long), labels, seed)
+
+
+def test_attack_sees_remembered_and_buried_pairs_alike():
+    remembered = attack(*_planted(+1.5))
+    buried = attack(*_planted(-1.5))  # a method that pushed D_f below every held-out pair
+    nothing = attack(*_planted(0.0))
+    assert remembered.auc > 0.8 and buried.auc > 0.8  # a one-way attack would give the buried pairs AUC < 0.2
+    assert abs(nothing.auc - 0.5) < 0.07
+
+
+def test_privleak_hand_computed_sign_and_argument_order():
+    labels = np.r_[np.ones(2, dtype=np.int64), np.zeros(2, dtype=np.int64)]
+    sample = AuditSample(torch.zeros(4, 2, dtype=torch.long), labels, 0)
+    from harness.protocol.audit import Audit
+
+    model = Audit(np.zeros((4, 3)), np.array([0.9, 0.4, 0.5, 0.1]), 0.75)  # 3 of 4 member/non-member pairs ordered
+    retrain = Audit(np.zeros((4, 3)), np.array([0.5, 0.2, 0.6, 0.1]), 0.5)
+    value, low, high = privleak(model, retrain, sample)
+    assert value == pytest.approx((0.75 - 0.5) / 0.5)  # +0.5: still remembered
+    assert low <= value <= high
+    assert privleak(retrain, model, sample)[0] == pytest.approx((0.5 - 0.75) / 0.75)  # swapped: over-unlearned
+
+
+def test_bootstrap_aucs_centre_on_the_auc():
+    features, sample = _planted(1.0)
+    audit = attack(features, sample)
+    draws = bootstrap_aucs([audit.scores], sample.labels, draws=400, seed=0)[0]
+    assert abs(draws.mean() - audit.auc) < 0.01 and draws.std() > 0
+
+
+def test_difference_attack_reads_the_change():
+    features, sample = _planted(0.0)
+    original = attack(features, sample)
+    same = attack(features.copy(), sample)
+    moved = features.copy()
+    moved[sample.labels == 1, 2] -= 2.0  # only the members' third feature moved by unlearning
+    changed = attack(moved, sample)
+    assert abs(difference_auc(original, same, sample) - 0.5) < 0.07
+    assert difference_auc(original, changed, sample) > 0.9

@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from harness.cli import main
 from harness.data.regimes import make_task
@@ -16,6 +17,10 @@ FIELDS = [
     "original_forget_recall@20", "original_forget_ndcg@20", "retrain_forget_recall@20", "retrain_forget_ndcg@20",
     "agreement@20", "mia_auc", "retrain_mia_auc", "original_mia_auc", "unlearn_seconds", "retrain_seconds",
     "speedup", "updated_fraction", "data_fingerprint", "code_version", "started_at", "finished_at",
+    "forget_gap@20", "forget_ks", "original_forget_ks", "privleak", "privleak_low", "privleak_high",
+    "original_privleak", "mia_diff_auc", "retrain_mia_diff_auc", "audit_pairs", "audit_seconds", "measure_seconds",
+    "retrain2_forget_ks", "retrain2_agreement@20", "retrain2_privleak", "retrain2_mia_auc",
+    "retrain2_retain_test_ndcg@20", "retrain_retain_valid_ndcg@20",
 ]
 
 
@@ -27,7 +32,8 @@ def refs_by_regime(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     return {
         regime: prepare(dataset, "lightgcn", make_task(dataset, regime, "random", 0.2, 0), 0,
-                        train_overrides={"max_epochs": 5}, cache_dir=cache, progress=False, audit_size=100)
+                        train_overrides={"max_epochs": 5}, cache_dir=cache, progress=False, audit_size=100,
+                        second_retrain=True)
         for regime in ("interaction", "user", "item")
     }
 
@@ -44,6 +50,9 @@ def test_record_schema(refs_by_regime, regime, method):
             assert math.isfinite(value), field
     assert ("item_exposure@20" in record) == (regime == "item")
     assert ("retrain_item_exposure@20" in record) == (regime == "item")
+    assert ("target_test_recall@20" in record) == (regime == "item")
+    assert record["forget_gap@20"] == pytest.approx(record["forget_recall@20"] - record["retrain_forget_recall@20"])
+    assert 0.0 <= record["forget_ks"] <= 1.0 and record["privleak_low"] <= record["privleak"] <= record["privleak_high"]
     json.loads(record["params"])
 
 
@@ -53,6 +62,8 @@ def test_retrain_matches_the_reference_and_graph_edit_changes_nothing(refs_by_re
     assert retrain["agreement@20"] == 1.0
     assert retrain["forget_recall@20"] == retrain["retrain_forget_recall@20"]
     assert retrain["mia_auc"] == retrain["retrain_mia_auc"]
+    assert retrain["forget_ks"] == 0.0 and retrain["privleak"] == 0.0 and retrain["forget_gap@20"] == 0.0
+    assert retrain["retrain2_forget_ks"] > 0.0  # another initialisation: the noise floor is not zero
     assert run_method(refs, "graph_edit")["updated_fraction"] == 0.0
     assert run_method(refs, "mmrecun", budget=Budget(epochs=1))["updated_fraction"] > 0.5
 
@@ -84,3 +95,38 @@ def test_cli_unlearn_json_and_bad_request(tiny_folder, tmp_path, capsys):
     assert "unknown itemID 12345" in err and err.count("\n") == 1
     assert main(["unlearn", "--dataset", str(tiny_folder), "--ratio", "1.5", "--cache-dir", str(tmp_path)]) == 2
     assert "ratio 1.5" in capsys.readouterr().err
+
+
+def test_item_deletion_leaves_the_target_items_out_of_retained_truth(refs_by_regime, monkeypatch):
+    """Forgetting the target items must not lower retained NDCG: their held-out pairs are
+    reported as ``target_test_recall@20``, not as retained truth."""
+    from harness.protocol import unlearning
+
+    refs = refs_by_regime["item"]
+    truths = []
+    plain = unlearning.metrics_from_scores
+    monkeypatch.setattr(unlearning, "metrics_from_scores",
+                        lambda score, exclude, truth: truths.append(truth) or plain(score, exclude, truth))
+    record = run_method(refs, "graph_edit")
+    targets = torch.from_numpy(refs.task.items)
+    retained_valid, retained_test, forget, target_test = truths[:4]
+    for mask in (retained_valid, retained_test):
+        assert not torch.isin(mask.col_indices(), targets).any()
+    assert torch.isin(target_test.col_indices(), targets).all() and target_test.col_indices().numel() > 0
+    assert 0.0 <= record["target_test_recall@20"] <= 1.0
+
+
+def test_forget_ks_hand_computed(refs_by_regime):
+    """KS of the D_f percentiles: 0 for the same ranks; 1 when every pair of one model
+    ranks above every pair of the other (a swapped argument gives the same, a wrong sign does not apply)."""
+    import numpy as np
+    from dataclasses import replace
+
+    refs = refs_by_regime["interaction"]
+    m = refs.retrain_measure
+    n = len(m.forget_percentiles)
+    assert refs.distances(m)["forget_ks"] == 0.0
+    top = replace(m, forget_percentiles=np.full(n, 2.0))  # above every retrain percentile
+    assert refs.distances(top)["forget_ks"] == 1.0
+    half = replace(m, forget_percentiles=np.sort(m.forget_percentiles)[np.r_[np.arange(n // 2), np.arange(n // 2)]])
+    assert 0.4 < refs.distances(half)["forget_ks"] < 0.6

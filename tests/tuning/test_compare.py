@@ -1,0 +1,75 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from harness.distributed.experiment import load_experiment
+from harness.distributed.store import ResultsStore
+from harness.protocol.records import objectives
+from tuning.compare import _best, choose, tuned
+from tuning.sweep import front_of, trial_records
+from harness.distributed.experiment import MethodSpec
+
+CELL = {"regimes": '[{regime = "user", ratio = 0.2}]', "report_seeds": "[0, 1]", "development_seeds": "[100]",
+        "methods": '[{name = "graph_edit"}, {name = "mmrecun"}]',
+        "resources": "{actors_per_model = 1, num_cpus = 1, num_gpus = 0}"}
+
+
+def test_a_killed_compare_resumes_with_every_trial_and_report_record_once(experiment_file, tmp_path):
+    path = experiment_file(**CELL)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "harness.cli", "compare", str(path), "--trials", "4", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    store = ResultsStore(out)
+    while len(store.files()) < 3:  # graph_edit's two report records, then a trial
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "| mmrecun | 2 |" in resumed.stdout and "retrain2 (noise floor)" in resumed.stdout
+
+    frame = store.read()
+    assert frame["run_key"].is_unique and set(frame["status"]) == {"ok"}
+    experiment = load_experiment(path)
+    sweep = f"{experiment.name}-tiny-lightgcn-user-random-0.2-mmrecun"
+    trials = trial_records(store, sweep)
+    assert len(trials) == 4 and trials["trial_id"].is_unique and trials["config"].nunique() == 4
+    assert set(trials["seed"]) == {100}  # tuning read the development seed only
+    front = front_of(trials, objectives(experiment.tune.objectives))
+    report = frame[frame["split"] == "test"]
+    assert set(report["seed"]) == {0, 1}
+    tuned_report = report[report["sweep"] == sweep]
+    assert len(tuned_report) == 2 * front["params"].nunique()  # every front configuration x report seeds, once
+    assert len(report[report["method"] == "graph_edit"]) == 2  # untuned: once per report seed
+    chosen = choose(experiment, store)
+    assert set(chosen["method"]) == {"graph_edit", "mmrecun"} and chosen["params"].notna().all()
+    assert (out / "compare.md").read_text().count("| graph_edit vs mmrecun |") == 1
+
+
+def test_tuned_means_something_left_to_search():
+    assert tuned(MethodSpec(name="mmrecun")) and not tuned(MethodSpec(name="graph_edit"))
+    assert not tuned(MethodSpec(name="finetune", params={"lr": 1e-3}))  # its one hyperparameter fixed
+
+
+def _stats(mean, half, n=3):
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def test_best_needs_an_interval_clear_of_every_other():
+    methods = ["a", "b", "c"]
+    clear = {"a": _stats(0.30, 0.01), "b": _stats(0.20, 0.02), "c": _stats(0.10, 0.05)}
+    assert _best(clear, "max", methods) == {"a"}
+    assert _best(clear, "min", methods) == {"c"}  # the other direction picks the other end
+    overlap = clear | {"b": _stats(0.28, 0.02)}
+    assert _best(overlap, "max", methods) == set()
+    near_zero = {"a": _stats(0.01, 0.02), "b": _stats(-0.30, 0.05), "c": _stats(0.40, 0.05)}
+    assert _best(near_zero, "abs", methods) == {"a"}  # PrivLeak: nearer 0 on either side
+    assert _best(near_zero, "min", methods) == {"b"}
+    assert _best(clear | {"a": _stats(0.3, 0.0, n=1)}, "max", methods) == set()  # one seed claims nothing

@@ -1,0 +1,242 @@
+"""``tru compare``: which method gives the best trade-off, each at the same tuning budget.
+
+For every cell (dataset x backbone x regime of the experiment) and every listed method:
+
+1. **Tune on development tasks.** A method with something to search gets a sweep
+   (:mod:`tuning.sweep`) of ``trials`` trials, the experiment's sampler and sampler seed
+   and its objectives, on the experiment's development seeds. The space is the method's
+   declared one; ``[tune.space]`` entries apply to the methods that declare them, and a
+   method's ``params`` in the experiment fix those hyperparameters. A method without
+   hyperparameters (graph_edit, retrain) is not tuned: it runs once per report seed.
+2. **Choose by one rule.** A method's configurations are its front: the Pareto front of
+   its trials' mean objectives on the development tasks (validation figures only). Its
+   *representative* in the tables is the front configuration nearest the retrained
+   model (:func:`tuning.sweep.nearest_to_retraining`), also read from development tasks.
+3. **Report on report seeds.** Every front configuration is re-evaluated on the report
+   seeds (``split = "test"``), which no selection saw, with the second retrain as the
+   noise floor.
+4. **One report.** ``DIR/compare.md``: per cell, each representative's figures as mean
+   [95% t-interval] over report seeds, the references, and paired wins (per pair of
+   methods, the seeds on which one beats the other); ``DIR/_report.html``: the fronts.
+
+Resume: every sweep and every re-evaluation resumes from the store (``--resume``), so a
+killed driver loses no finished trial or record and none is repeated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.core.errors import UserError
+from harness.distributed.cluster import ray_session
+from harness.distributed.experiment import Experiment, MethodSpec
+from harness.distributed.runner import run_experiment
+from harness.distributed.store import ResultsStore
+from harness.protocol.records import objectives
+from methods import METHODS
+from reports.statistics import interval, paired_wins
+from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name, trial_records
+
+#: what the compare tables show, on report seeds: (field, heading, better) with better in max/min/None
+SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS", "min"),
+         ("forget_gap@20", "forget gap@20", None), ("agreement@20", "agreement@20", "max"),
+         ("mia_auc", "mia_auc", None), ("privleak", "PrivLeak", "abs"), ("mia_diff_auc", "diff-attack AUC", "min"),
+         ("unlearn_seconds", "unlearn s", "min")]
+#: the paired comparisons: (field, mode); ``abs:`` compares absolute values
+PAIRED = [("retain_test_ndcg@20", "max"), ("forget_ks", "min"), ("abs:privleak", "min"), ("agreement@20", "max")]
+
+
+@dataclass
+class CompareSummary:
+    out: Path
+    cells: int
+    methods: int
+    trials: int
+    chosen: pd.DataFrame  # per cell and method: sweep, params of the representative
+
+
+def cell_experiment(experiment: Experiment, dataset: str, backbone: str, regime) -> Experiment:
+    """The experiment of one cell, named after it (so its sweeps' names are unique)."""
+    name = f"{experiment.name}-{Path(dataset).name}-{backbone}-{regime.regime}-{regime.selection}-{regime.ratio}"
+    return experiment.model_copy(update={"name": name, "datasets": [dataset], "backbones": [backbone],
+                                         "regimes": [regime]})
+
+
+def method_experiment(cell: Experiment, spec: MethodSpec) -> Experiment:
+    """``cell`` for one method: the ``[tune.space]`` entries it declares, its ``params`` fixed."""
+    declared = {h.name for h in METHODS.get(spec.name).hyperparameters}
+    space = {k: v for k, v in cell.tune.space.items() if k in declared}
+    space |= {k: {"value": v} for k, v in spec.params.items()}
+    return cell.model_copy(update={"methods": [spec], "tune": cell.tune.model_copy(update={"space": space})})
+
+
+def tuned(spec: MethodSpec) -> bool:
+    """Whether a method has something left to search once its ``params`` are fixed."""
+    return bool(set(METHODS.get(spec.name).searched()) - set(spec.params))
+
+
+def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume: bool = False,
+                address: str | None = None, progress: bool = True) -> CompareSummary:
+    """Steps 1-4 of the module docstring."""
+    if trials < 1:
+        raise UserError(f"--trials {trials}: must be >= 1")
+    out = Path(out).resolve()
+    store = ResultsStore(out)
+    if store.files() and not resume:
+        raise UserError(f"{out}: already holds results; pass --resume to continue the comparison, or choose another --out")
+    specs = experiment.method_specs()
+    cells = [(d, b, r) for d in experiment.datasets for b in experiment.backbones for r in experiment.regimes]
+    with ray_session(experiment.ray, address, out):
+        for dataset, backbone, regime in cells:
+            cell = cell_experiment(experiment, dataset, backbone, regime)
+            for spec in specs:
+                mine = method_experiment(cell, spec)
+                if tuned(spec):
+                    run_sweep(mine, spec.name, trials, out, resume=True, address=address, progress=progress)
+                else:
+                    run_experiment(mine, out, resume=True, address=address, progress=progress,
+                                   extra={"sweep": sweep_name(mine, spec.name), "split": "test"})
+    chosen = choose(experiment, store)
+    (out / "compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
+    return CompareSummary(out, len(cells), len(specs), trials, chosen)
+
+
+def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
+    """Per cell and method: its sweep, its representative's ``params`` (JSON) and how many
+    front configurations it has (1 for an untuned method, whose one configuration it is)."""
+    objs = objectives(experiment.tune.objectives)
+    frame = store.read()
+    rows = []
+    for dataset, backbone, regime in itertools.product(experiment.datasets, experiment.backbones, experiment.regimes):
+        cell = cell_experiment(experiment, dataset, backbone, regime)
+        for spec in experiment.method_specs():
+            sweep = sweep_name(cell, spec.name)
+            row = {"dataset": Path(dataset).name, "backbone": backbone, "regime": regime.regime, "method": spec.name,
+                   "sweep": sweep, "params": None, "front": 0}
+            if tuned(spec):
+                front = front_of(trial_records(store, sweep), objs)
+                if not front.empty:
+                    row |= {"params": nearest_to_retraining(front, objs)["params"], "front": len(front)}
+            else:
+                mine = frame[(frame["sweep"] == sweep) & (frame["status"] == "ok")]
+                if not mine.empty:
+                    row |= {"params": mine["params"].iloc[0], "front": 1}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell_rows(records: pd.DataFrame, chosen: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each representative's report records (by method) and the references' per-seed rows."""
+    rows = {}
+    for row in chosen.to_dict("records"):
+        mine = records[(records["sweep"] == row["sweep"]) & (records["split"] == "test")
+                       & (records["params"] == row["params"]) & (records["status"] == "ok")]
+        if not mine.empty:
+            rows[row["method"]] = mine.drop_duplicates("seed")
+    if rows:
+        any_records = pd.concat(rows.values()).drop_duplicates("seed")
+        rows |= references_of(any_records)
+    return rows
+
+
+def references_of(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The references as rows with the :data:`SHOWN` fields, one per seed."""
+    out = {}
+    for who in ("original", "retrain2"):
+        frame = pd.DataFrame({"seed": records["seed"].to_numpy(),
+                              "retain_test_ndcg@20": records[f"{who}_retain_test_ndcg@20"].to_numpy(),
+                              "forget_ks": records[f"{who}_forget_ks"].to_numpy(),
+                              "forget_gap@20": (records[f"{who}_forget_recall@20"]
+                                                - records["retrain_forget_recall@20"]).to_numpy(),
+                              "agreement@20": records[f"{who}_agreement@20"].to_numpy(),
+                              "privleak": records[f"{who}_privleak"].to_numpy(),
+                              "mia_auc": records[f"{who}_mia_auc"].to_numpy()})
+        out[f"{who} (reference)" if who == "original" else "retrain2 (noise floor)"] = frame
+    out["retrain (reference)"] = pd.DataFrame({
+        "seed": records["seed"].to_numpy(), "retain_test_ndcg@20": records["retrain_retain_test_ndcg@20"].to_numpy(),
+        "forget_ks": 0.0, "forget_gap@20": 0.0, "agreement@20": 1.0, "privleak": 0.0,
+        "mia_auc": records["retrain_mia_auc"].to_numpy(), "mia_diff_auc": records["retrain_mia_diff_auc"].to_numpy(),
+        "unlearn_seconds": records["retrain_seconds"].to_numpy()})
+    return out
+
+
+def _fmt(stats: dict, digits: int = 3) -> str:
+    if stats["n"] == 0:
+        return "-"
+    if stats["n"] == 1:
+        return f"{stats['mean']:.{digits}f}"
+    return f"{stats['mean']:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
+
+
+def _badness(stats: dict, better: str) -> tuple[float, float]:
+    """A 95% interval turned into an interval of badness (lower is better)."""
+    low, high = stats["low"], stats["high"]
+    if better == "max":
+        return -high, -low
+    if better == "min":
+        return low, high
+    if low <= 0 <= high:  # "abs": nearer 0 is better
+        return 0.0, max(-low, high)
+    return min(abs(low), abs(high)), max(abs(low), abs(high))
+
+
+def _best(stats: dict[str, dict], better: str | None, methods: list[str]) -> set[str]:
+    """The method whose interval lies wholly on the better side of every other method's
+    interval (at most one; none when intervals overlap or a method has one seed)."""
+    if better is None or any(stats[m]["n"] < 2 for m in methods) or len(methods) < 2:
+        return set()
+    bad = {m: _badness(stats[m], better) for m in methods}
+    for m in methods:
+        if all(bad[m][1] < bad[o][0] for o in methods if o != m):
+            return {m}
+    return set()
+
+
+def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.DataFrame, trials: int) -> str:
+    """The tables of ``compare.md`` (module docstring, step 4)."""
+    training = ", ".join(f"{k} = {v}" for k, v in experiment.training.items()) or "the backbones' defaults"
+    lines = [f"# tru compare: {experiment.name}", "",
+             f"{trials} trials per tuned method ({experiment.tune.sampler}, sampler seed {experiment.tune.seed}, "
+             f"objectives {', '.join(experiment.tune.objectives)}) on development seeds "
+             f"{experiment.development_seeds}; figures on report seeds {experiment.report_seeds}; training: {training}; "
+             f"unlearning budget: {experiment.budget.epochs} epochs over D_f, batch {experiment.budget.batch_size}.",
+             "Each cell: mean [95% t-interval] over report seeds of each method's representative (the front "
+             "configuration nearest the retrained model on development tasks). **Bold**: the one method whose interval "
+             "lies wholly on the better side of every other method's (PrivLeak: nearer 0); no bold means no method is "
+             "separated from the others.", ""]
+    for key, group in chosen.groupby(["dataset", "backbone", "regime"], sort=False):
+        cell = records[(records["dataset"] == key[0]) & (records["backbone"] == key[1]) & (records["regime"] == key[2])]
+        rows = _cell_rows(cell, group)
+        methods = [m for m in group["method"] if m in rows]
+        lines += [f"## {' / '.join(key)}", ""]
+        lines.append("| method | seeds | " + " | ".join(h for _, h, _ in SHOWN) + " | params |")
+        lines.append("|---|---|" + "---|" * len(SHOWN) + "---|")
+        stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f, _, _ in SHOWN}
+                 for name, frame in rows.items()}
+        best = {f: _best({m: stats[m][f] for m in methods}, better, methods) for f, _, better in SHOWN}
+        for name in methods + [n for n in rows if n not in methods]:
+            cells = []
+            for f, _, _ in SHOWN:
+                text = _fmt(stats[name][f], 2 if f == "unlearn_seconds" else 3)
+                cells.append(f"**{text}**" if name in best[f] else text)
+            params = group.loc[group["method"] == name, "params"]
+            shown = json.dumps(json.loads(params.iloc[0])) if len(params) and params.iloc[0] else ""
+            lines.append(f"| {name} | {len(rows[name])} | " + " | ".join(cells) + f" | `{shown}` |")
+        missing = [m for m in group["method"] if m not in rows]
+        if missing:
+            lines.append(f"\nno report records yet: {', '.join(missing)}")
+        lines += ["", "Paired wins (seeds on which the first method is better / paired seeds): "
+                  + ", ".join(f"{f.removeprefix('abs:')}{' (nearer 0)' if f.startswith('abs:') else ''}"
+                              for f, _ in PAIRED), ""]
+        lines.append("| pair | " + " | ".join(f.removeprefix("abs:") for f, _ in PAIRED) + " |")
+        lines.append("|---|" + "---|" * len(PAIRED))
+        for a, b in itertools.combinations(methods, 2):
+            result = paired_wins(rows[a], rows[b], PAIRED)
+            lines.append(f"| {a} vs {b} | " + " | ".join(f"{result[f][0]}/{result[f][1]}" for f, _ in PAIRED) + " |")
+        lines.append("")
+    return "\n".join(lines)
