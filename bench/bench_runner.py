@@ -29,7 +29,7 @@ def experiment(dataset: str, backbone: str, actors: int, threads: int, regimes=(
     from harness.distributed.experiment import experiment_from
 
     return experiment_from({
-        "name": f"bench-{actors}x{threads}", "datasets": [dataset], "backbones": [backbone], "seeds": [0],
+        "name": f"bench-{actors}x{threads}", "datasets": [dataset], "backbones": [backbone], "report_seeds": [0],
         "regimes": [{"regime": r} for r in regimes], "methods": [{"name": m} for m in METHODS],
         "resources": {"actors_per_model": actors, "num_cpus": threads, "num_gpus": 0}, "ray": {"num_cpus": 2},
     })

@@ -10,7 +10,7 @@ Usage: python bench/bench_tune.py [--dataset ml100k] [--backbone mgcn] [--regime
    threads. Tune's overhead per trial is the extra time of the later trials over their
    direct calls, ``((T_n - T_n/2) - direct(trials n/2+1..n)) / (n/2)``; what remains is
    the fixed cost of starting a sweep.
-References come from the model cache (run bench/bench_tru.py first).
+References come from the model cache (any run on ml100k / MGCN fills it).
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ Every member takes Adam steps, starting from ``theta0`` on the retained graph ``
     L_forget = "reverse": mean over a D_f batch of -log sigmoid(s(u,j) - s(u,i))   (MMRecUn)
                "ascent":  mean over a D_f batch of  log sigmoid(s(u,i) - s(u,j))   (NegGrad)
 
-One step per D_f batch, ``budget.epochs`` passes over D_f, so every member spends the
-same number of steps; the D_r batch has the D_f batch's size. Members differ only in
+One step per D_f batch, ``min(max_epochs, budget.epochs)`` passes over D_f: the shared
+budget caps every member alike, and every member may be tuned to stop earlier
+(``max_epochs``, declared by the whole family so that no method alone can choose how
+long it trains); the D_r batch has the D_f batch's size. Members differ only in
 the class attributes below; TRU overrides :meth:`parameter_groups` and
 :meth:`forget_loss` (open-unlearning style: a method is a few lines on its parent).
 """
@@ -27,6 +29,7 @@ from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
 
 LR = HyperParameter("lr", float, 1e-3, 1e-5, 1e-1, log=True, doc="Adam step size")
 LAMBDA_F = HyperParameter("lambda_f", float, 1.0, 0.01, 100.0, log=True, doc="weight of the forget term")
+MAX_EPOCHS = HyperParameter("max_epochs", int, 10, 1, 20, doc="passes over D_f (capped by the shared budget)")
 
 
 def pair_scores(users: torch.Tensor, items: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,7 +43,7 @@ class ReverseUpdate(UnlearningMethod):
 
     forget_mode: ClassVar[str | None] = "reverse"
     keep: ClassVar[bool] = True
-    hyperparameters = (LR, LAMBDA_F)
+    hyperparameters = (LR, LAMBDA_F, MAX_EPOCHS)
 
     def parameter_groups(self, model, task) -> list[dict]:
         """Optimizer parameter groups; the whole model by default."""
@@ -65,7 +68,7 @@ class ReverseUpdate(UnlearningMethod):
         steps = 0
         with seeded(budget.seed, device):
             model.train()
-            for _ in range(budget.epochs):
+            for _ in range(min(self.params["max_epochs"], budget.epochs)):
                 order = torch.randperm(len(forget), generator=gen)
                 for begin in range(0, len(order), budget.batch_size):
                     pairs = forget[order[begin : begin + budget.batch_size]]
@@ -105,7 +108,7 @@ class Finetune(ReverseUpdate):
     """Continue training on D_r only (same number of steps as the others)."""
 
     forget_mode = None
-    hyperparameters = (LR,)
+    hyperparameters = (LR, MAX_EPOCHS)
 
 
 @METHODS.register("neggrad")

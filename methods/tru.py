@@ -44,7 +44,8 @@ gate switched off and TRU stopped after one pass (``p_cold_start`` in bench/resu
 
 Choices where the specification is silent: ``p*`` is a median; gate, percentiles and
 ``z`` are recomputed at every step from the current (detached) scores; Fisher probes are
-taken once, on ``theta0`` in eval mode; ``max_epochs`` is capped by the shared budget.
+taken once, on ``theta0`` in eval mode; ``max_epochs`` (the family's) is capped by the
+shared budget.
 With gamma = 0, beta = 0 (all s_b = 1), rho = 1 and stop_tolerance = 0, TRU performs
 exactly the MMRecUn update.
 """
@@ -67,7 +68,7 @@ from backbones.blocks.losses import bpr_loss
 from harness.core.errors import UserError
 from harness.core.seeding import generator, seeded
 from methods.base import METHODS, Budget, HyperParameter
-from methods.reverse import LAMBDA_F, MMRecUn, pair_scores
+from methods.reverse import LAMBDA_F, MAX_EPOCHS, MMRecUn, pair_scores
 
 
 def rank_stats(users, items, pairs, exclude, p_star: float | None = None):
@@ -153,7 +154,7 @@ class TRU(MMRecUn):
         HyperParameter("layer_budget", float, 0.02, 0.001, 1.0, log=True, doc="rho, share of total capacity"),
         HyperParameter("probe_size", int, 32, 4, 512, doc="pairs per Fisher probe set"),
         HyperParameter("lr", float, 1e-2, 1e-5, 1e-1, log=True, doc="Adam step size"),
-        HyperParameter("max_epochs", int, 10, 1, 20, doc="passes over D_f (capped by the shared budget)"),
+        MAX_EPOCHS,
         LAMBDA_F,
     )
     tuned = ("gate_strength", "modality_scales", "layer_budget", "lr", "max_epochs", "lambda_f")
@@ -173,9 +174,8 @@ class TRU(MMRecUn):
         run.p_star = self.non_member_level(model, task, budget.seed)
         self.decisions["p_star"] = run.p_star
         self._probe(model, task, budget.seed)
-        capped = budget.model_copy(update={"epochs": min(self.params["max_epochs"], budget.epochs)})
         try:
-            model = super().unlearn(model, task, capped)
+            model = super().unlearn(model, task, budget)
         finally:
             for handle in run.hooks:
                 handle.remove()

@@ -138,8 +138,9 @@ class Experiment(_Strict):
             raise ValueError(f"tune.retest_seeds {retest} must be report seeds ({self.report_seeds})")
         return self
 
-    def second_retrain(self, seed: int) -> bool:
-        """Whether ``seed``'s tasks get the second retrained reference: report seeds do."""
+    def is_report_seed(self, seed: int) -> bool:
+        """Report seeds' tasks get the second retrained reference and audit with test
+        non-members; development seeds' with validation ones (what tuning may read)."""
         return seed in self.report_seeds
 
     @field_validator("budget")
@@ -288,7 +289,8 @@ def make_job(experiment: Experiment, dataset: str, backbone: str, seed: int, reg
         "dataset": dataset, "backbone": backbone, "seed": seed, "regime": regime.model_dump(), "method": method,
         "params": params, "training": experiment.training, "hparams": experiment.hparams.get(backbone, {}),
         "budget": experiment.budget.shared(), "audit_size": experiment.audit_size,
-        "references": ["original", "retrain"] + ["retrain2"] * experiment.second_retrain(seed),
+        "references": {"models": ["original", "retrain"] + ["retrain2"] * experiment.is_report_seed(seed),
+                       "audit": "test" if experiment.is_report_seed(seed) else "valid"},
     }, code_version(backbone, method), extra)
     return Job(dataset=dataset, backbone=backbone, seed=seed, regime=regime, method=method, params=params,
                run_key=key, extra=extra or {})

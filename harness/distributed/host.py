@@ -34,7 +34,7 @@ from methods import Budget
 class ModelHost:
     def __init__(self, dataset: str, backbone: str, seed: int, *, training: dict, hparams: dict,
                  audit_size: int, cache_dir: str, plugins: list[str], num_threads: int, use_gpu: bool = False,
-                 budget: Budget = Budget(), experiment: str = "", second_retrain: bool = False):
+                 budget: Budget = Budget(), experiment: str = "", report: bool = False):
         for module in plugins:
             importlib.import_module(module)
         torch.set_num_threads(max(1, num_threads))
@@ -45,7 +45,7 @@ class ModelHost:
         self.audit_size, self.cache_dir = audit_size, cache_dir
         self.budget = budget
         self.experiment = experiment
-        self.second_retrain = second_retrain
+        self.report = report  # a report seed: second retrain, audit on test pairs
         self.references: dict[tuple, References] = {}
 
     def info(self) -> dict:
@@ -80,7 +80,7 @@ class ModelHost:
             self.references[job.task_key] = prepare(
                 self.dataset, self.backbone, task, self.seed, self.hparams, self.training,
                 cache_dir=self.cache_dir, device=self.device, progress=False, audit_size=self.audit_size,
-                second_retrain=self.second_retrain,
+                report=self.report,
             )
         return self.references[job.task_key]
 
@@ -126,7 +126,7 @@ def start_hosts(experiment, dataset: str, backbone: str, seed: int, count: int) 
                            cache_dir=experiment.cache_dir, plugins=experiment.plugins,
                            num_threads=int(resources.num_cpus), use_gpu=gpus > 0,
                            budget=experiment.budget, experiment=experiment.name,
-                           second_retrain=experiment.second_retrain(seed))
+                           report=experiment.is_report_seed(seed))
         for _ in range(count)
     ]
 

@@ -93,7 +93,7 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
             queues[job.host_key].append(job)
         slots = _start_actors(experiment, queues)
         warmups = {host: [(None, False)] + [(regime, second) for regime in {j.task_key: j.regime for j in jobs}.values()
-                                            for second in [False] + [True] * experiment.second_retrain(host[2])]
+                                            for second in [False] + [True] * experiment.is_report_seed(host[2])]
                    for host, jobs in queues.items() if sum(s.host == host for s in slots) > 1}
         inflight: dict = {}
 

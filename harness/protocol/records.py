@@ -43,7 +43,7 @@ SCHEMA = pa.schema(
      ("split", pa.string()), ("config", pa.string()),
      ("dataset", pa.string()), ("backbone", pa.string()), ("seed", pa.int64()), ("regime", pa.string()),
      ("selection", pa.string()), ("ratio", pa.float64()), ("method", pa.string()), ("params", pa.string()),
-     ("status", pa.string()), ("error", pa.string())]
+     ("status", pa.string()), ("error", pa.string()), ("audit_split", pa.string())]
     + [(name, pa.float64()) for name in METRICS + REFERENCES + SCALARS]
     + [("decisions", pa.string()), ("data_fingerprint", pa.string()), ("code_version", pa.string()),
        ("device", pa.string()), ("node", pa.string()), ("restarted", pa.bool_()),

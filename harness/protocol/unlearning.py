@@ -152,7 +152,8 @@ class References:
         out = {"retrain_mia_auc": self.retrain_measure.audit.auc,
                "retrain_mia_diff_auc": difference_auc(self.original_measure.audit, self.retrain_measure.audit,
                                                       self.sample),
-               "retrain_seconds": self.retrain_seconds, "audit_pairs": float(self.sample.size)}
+               "retrain_seconds": self.retrain_seconds, "audit_pairs": float(self.sample.size),
+               "audit_split": self.sample.split}
         for who, m in (("original", self.original_measure), ("retrain", self.retrain_measure),
                        ("retrain2", self.retrain2_measure)):
             if m is None:
@@ -182,14 +183,15 @@ def train_reference(dataset, backbone, seed, task: ForgetTask | None = None, **k
 
 
 def prepare(dataset, backbone, task, seed, hparams=None, train_overrides=None, cache_dir=None,
-            device=None, progress=True, audit_size=AUDIT_SIZE, second_retrain=False) -> References:
-    """Train/load the original, the retrained reference and (``second_retrain``) the
-    second retrain from initialisation seed ``seed +`` :data:`RETRAIN2_SEED_OFFSET`;
-    measure each."""
+            device=None, progress=True, audit_size=AUDIT_SIZE, report=False) -> References:
+    """Train/load the original and the retrained reference and measure both. A ``report``
+    task (a report seed) also gets the second retrain, from initialisation seed ``seed +``
+    :data:`RETRAIN2_SEED_OFFSET`, and audits with test non-members (a development task:
+    validation non-members; :func:`harness.protocol.audit.audit_sample`)."""
     kwargs = dict(hparams=hparams, train_overrides=train_overrides, device=device, cache_dir=cache_dir, progress=progress)
     original = train_reference(dataset, backbone, seed, **kwargs)
     retrained = train_reference(dataset, backbone, seed, task, **kwargs)
-    sample = audit_sample(dataset, task, audit_size, seed)
+    sample = audit_sample(dataset, task, audit_size, seed, split="test" if report else "valid")
     full = UserItemGraph(torch.from_numpy(dataset.train), dataset.n_users, dataset.n_items)
     refs = References(
         dataset, backbone, seed, task, original.model, retrained.model, retrained.meta["train_seconds"],
@@ -197,7 +199,7 @@ def prepare(dataset, backbone, task, seed, hparams=None, train_overrides=None, c
         measure(retrained.model, task.retain_graph(), dataset, task, sample),
         sample, hparams or {}, train_overrides or {}, cache_dir,
     )
-    if second_retrain:
+    if report:
         refs.retrained2 = train_reference(dataset, backbone, seed + RETRAIN2_SEED_OFFSET, task, **kwargs).model
         refs.retrain2_measure = measure(refs.retrained2, task.retain_graph(), dataset, task, sample)
     return refs

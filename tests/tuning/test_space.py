@@ -28,7 +28,7 @@ def test_ablations_search_only_what_they_declare():
 
 def test_baseline_space_comes_from_declared_ranges():
     space, _ = search_space(METHODS.get("mmrecun"), ["id"])
-    assert set(space) == {"lr", "lambda_f"}
+    assert set(space) == {"lr", "lambda_f", "max_epochs"}  # the family's; no method alone chooses its length
 
 
 def test_overrides_narrow_fix_and_add():

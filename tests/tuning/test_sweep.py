@@ -55,7 +55,7 @@ def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_pa
     summary = run_sweep(exp, "mmrecun", 3, tmp_path / "out", progress=False)
     records = trial_records(ResultsStore(tmp_path / "out"), summary.sweep)
     assert len(records) == 3 and set(records["method"]) == {"mmrecun"}
-    assert all(set(json.loads(c)) == {"lr", "lambda_f"} for c in records["config"])
+    assert all(set(json.loads(c)) == {"lr", "lambda_f", "max_epochs"} for c in records["config"])
     assert len(summary.front) >= 1  # a three-objective front, NSGA-II
     with pytest.raises(UserError, match="already holds sweep 'exp-mmrecun'; pass --resume"):
         run_sweep(exp, "mmrecun", 3, tmp_path / "out", progress=False)

@@ -26,8 +26,10 @@ def test_sample_is_balanced_held_out_and_matched_to_the_regime(regime):
     assert len(members) == len(nonmembers) == sample.size > 0
     as_set = lambda a: set(map(tuple, a.tolist()))
     assert as_set(members) <= as_set(task.forget)
-    assert as_set(nonmembers) <= as_set(dataset.valid)  # validation only: the audit never reads the test split
+    assert as_set(nonmembers) <= as_set(dataset.valid)  # development tasks: validation only, never the test split
     assert not as_set(nonmembers) & as_set(dataset.train)
+    reported = audit_sample(dataset, task, size=1000, seed=0, split="test")  # report tasks: pairs no method read
+    assert as_set(reported.pairs[reported.labels == 0].numpy()) <= as_set(dataset.test) and reported.split == "test"
     if regime == "item":
         assert np.isin(nonmembers[:, 1], task.items).all()
     else:  # the touched users; in user deletion the deleted users themselves
@@ -94,3 +96,17 @@ def test_difference_attack_reads_the_change():
     changed = attack(moved, sample)
     assert abs(difference_auc(original, same, sample) - 0.5) < 0.07
     assert difference_auc(original, changed, sample) > 0.9
+
+
+def test_weighted_auc_equals_the_auc_of_the_expanded_sample():
+    from sklearn.metrics import roc_auc_score
+
+    from harness.protocol.audit import weighted_aucs
+
+    pos, neg = np.array([0.9, 0.5, 0.5, 0.1]), np.array([0.5, 0.3, 0.95])  # ties at 0.5 count half
+    w_pos, w_neg = np.array([[2.0, 0.0, 1.0, 1.0]]), np.array([[1.0, 3.0, 0.0]])
+    expanded = np.r_[np.repeat(pos, w_pos[0].astype(int)), np.repeat(neg, w_neg[0].astype(int))]
+    labels = np.r_[np.ones(int(w_pos.sum())), np.zeros(int(w_neg.sum()))]
+    assert weighted_aucs(pos, neg, w_pos, w_neg)[0] == pytest.approx(roc_auc_score(labels, expanded))
+    # by hand: 0.9 beats 0.5 and 3 x 0.3 (x2 weight) = 8; 0.5 ties 0.5 (0.5) and beats 3 x 0.3 = 3.5; 0.1: 0
+    assert weighted_aucs(pos, neg, w_pos, w_neg)[0] == pytest.approx((8 + 3.5) / (4 * 4))

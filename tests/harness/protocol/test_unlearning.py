@@ -33,7 +33,7 @@ def refs_by_regime(tmp_path_factory):
     return {
         regime: prepare(dataset, "lightgcn", make_task(dataset, regime, "random", 0.2, 0), 0,
                         train_overrides={"max_epochs": 5}, cache_dir=cache, progress=False, audit_size=100,
-                        second_retrain=True)
+                        report=True)
         for regime in ("interaction", "user", "item")
     }
 
