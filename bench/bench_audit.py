@@ -18,6 +18,8 @@ import sys
 import numpy as np
 import pandas as pd
 
+from harness.distributed.store import ResultsStore
+
 from reports.statistics import interval
 
 
@@ -26,7 +28,7 @@ def _fmt(stats: dict) -> str:
 
 
 def main(folder: str) -> None:
-    frame = pd.read_parquet(folder)
+    frame = ResultsStore(folder).read()
     frame = frame[(frame["status"] == "ok") & (frame["split"].isna() | (frame["split"] == "test"))]
     print(f"# bench/bench_audit.py {folder}\n")
     for regime, group in frame.groupby("regime", sort=False):

@@ -1,6 +1,6 @@
 """Screenshot of a report's first figure and table, for the README.
 
-Usage: python bench/screenshot_report.py runs/quickstart [docs/quickstart-report.png]
+Usage: python bench/screenshot_report.py runs/compare-ml100k-mgcn [docs/compare-report.png]
 (writes the report first; needs Chromium and Playwright's Python package).
 """
 
@@ -17,7 +17,7 @@ from reports.page import write_report
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    target = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/quickstart-report.png")
+    target = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/compare-report.png")
     report = write_report(folder)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:

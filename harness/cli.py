@@ -257,8 +257,8 @@ def cmd_compare(args) -> int:
     summary = run_compare(experiment, args.trials, out, resume=args.resume, address=args.address,
                           progress=not args.quiet)
     print(f"compared {summary.methods} methods in {summary.cells} cells, {summary.trials} trials per tuned method")
-    print((out / "compare.md").read_text())
-    print(f"results: {out.resolve()}  (tables: {out.resolve() / 'compare.md'})")
+    print((out / "_compare.md").read_text())
+    print(f"results: {out.resolve()}  (tables: {out.resolve() / '_compare.md'})")
     print(f"report: {write_report(out).resolve()}")
     return 0
 

@@ -15,7 +15,7 @@ For every cell (dataset x backbone x regime of the experiment) and every listed 
 3. **Report on report seeds.** Every front configuration is re-evaluated on the report
    seeds (``split = "test"``), which no selection saw, with the second retrain as the
    noise floor.
-4. **One report.** ``DIR/compare.md``: per cell, each representative's figures as mean
+4. **One report.** ``DIR/_compare.md``: per cell, each representative's figures as mean
    [95% t-interval] over report seeds, the references, and paired wins (per pair of
    methods, the seeds on which one beats the other); ``DIR/_report.html``: the fronts.
 
@@ -102,7 +102,7 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
                     run_experiment(mine, out, resume=True, address=address, progress=progress,
                                    extra={"sweep": sweep_name(mine, spec.name), "split": "test"})
     chosen = choose(experiment, store)
-    (out / "compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
+    (out / "_compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
     return CompareSummary(out, len(cells), len(specs), trials, chosen)
 
 
@@ -197,8 +197,22 @@ def _best(stats: dict[str, dict], better: str | None, methods: list[str]) -> set
     return set()
 
 
+def _searched_params(method: str, params: str) -> str:
+    """The searched hyperparameters of a representative (3 significant digits), as JSON."""
+    searched = set(METHODS.get(method).searched())
+
+    def short(value):
+        if isinstance(value, float):
+            return float(f"{value:.3g}")
+        if isinstance(value, str) and value.startswith("{"):
+            return {k: short(v) for k, v in json.loads(value).items()}
+        return value
+
+    return json.dumps({k: short(v) for k, v in json.loads(params).items() if k in searched}, sort_keys=True)
+
+
 def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.DataFrame, trials: int) -> str:
-    """The tables of ``compare.md`` (module docstring, step 4)."""
+    """The tables of ``_compare.md`` (module docstring, step 4)."""
     training = ", ".join(f"{k} = {v}" for k, v in experiment.training.items()) or "the backbones' defaults"
     lines = [f"# tru compare: {experiment.name}", "",
              f"{trials} trials per tuned method ({experiment.tune.sampler}, sampler seed {experiment.tune.seed}, "
@@ -208,7 +222,8 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
              "Each cell: mean [95% t-interval] over report seeds of each method's representative (the front "
              "configuration nearest the retrained model on development tasks). **Bold**: the one method whose interval "
              "lies wholly on the better side of every other method's (PrivLeak: nearer 0); no bold means no method is "
-             "separated from the others.", ""]
+             "separated from the others. params: the representative's searched hyperparameters (3 significant "
+             "digits); the others are the method's declared defaults.", ""]
     for key, group in chosen.groupby(["dataset", "backbone", "regime"], sort=False):
         cell = records[(records["dataset"] == key[0]) & (records["backbone"] == key[1]) & (records["regime"] == key[2])]
         rows = _cell_rows(cell, group)
@@ -225,7 +240,7 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
                 text = _fmt(stats[name][f], 2 if f == "unlearn_seconds" else 3)
                 cells.append(f"**{text}**" if name in best[f] else text)
             params = group.loc[group["method"] == name, "params"]
-            shown = json.dumps(json.loads(params.iloc[0])) if len(params) and params.iloc[0] else ""
+            shown = _searched_params(name, params.iloc[0]) if len(params) and params.iloc[0] else ""
             lines.append(f"| {name} | {len(rows[name])} | " + " | ".join(cells) + f" | `{shown}` |")
         missing = [m for m in group["method"] if m not in rows]
         if missing:

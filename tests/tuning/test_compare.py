@@ -50,7 +50,7 @@ def test_a_killed_compare_resumes_with_every_trial_and_report_record_once(experi
     assert len(report[report["method"] == "graph_edit"]) == 2  # untuned: once per report seed
     chosen = choose(experiment, store)
     assert set(chosen["method"]) == {"graph_edit", "mmrecun"} and chosen["params"].notna().all()
-    assert (out / "compare.md").read_text().count("| graph_edit vs mmrecun |") == 1
+    assert (out / "_compare.md").read_text().count("| graph_edit vs mmrecun |") == 1
 
 
 def test_tuned_means_something_left_to_search():
@@ -73,3 +73,11 @@ def test_best_needs_an_interval_clear_of_every_other():
     assert _best(near_zero, "abs", methods) == {"a"}  # PrivLeak: nearer 0 on either side
     assert _best(near_zero, "min", methods) == {"b"}
     assert _best(clear | {"a": _stats(0.3, 0.0, n=1)}, "max", methods) == set()  # one seed claims nothing
+
+
+def test_tables_show_the_searched_hyperparameters_only():
+    from tuning.compare import _searched_params
+
+    assert _searched_params("finetune", '{"lr": 0.0123456, "max_epochs": 3}') == '{"lr": 0.0123, "max_epochs": 3}'
+    shown = _searched_params("tru", '{"gate_temperature": 0.05, "modality_scales": "{\\"id\\": 0.123456}", "lr": 0.01}')
+    assert shown == '{"lr": 0.01, "modality_scales": {"id": 0.123}}'  # gate_temperature is not searched
