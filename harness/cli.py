@@ -277,9 +277,11 @@ def _print_overview(out: Path) -> None:
     if table.empty:
         return
     columns = {"seeds": "seeds", "retain_test_ndcg@20": "test N@20", "forget_recall@20": "forget R@20",
-               "mia_auc": "mia_auc", "agreement@20": "agree@20", "unlearn_seconds": "unlearn s"}
+               "forget_ks": "forget KS", "agreement@20": "agree@20", "privleak": "PrivLeak",
+               "unlearn_seconds": "unlearn s"}
     for cell, group in table.groupby(CELL, sort=False):
-        print(f"\n{' / '.join(map(str, cell))} (mean over seeds; retrain mia_auc {group['retrain_mia_auc'].mean():.3f})")
+        print(f"\n{' / '.join(map(str, cell))} (mean over seeds; retrain mia_auc {group['retrain_mia_auc'].mean():.3f}; "
+              "forget KS and PrivLeak: 0 is the retrained model)")
         print(group.set_index("label")[list(columns)].rename(columns=columns).to_string(float_format=lambda v: f"{v:.4f}"))
     print()
 

@@ -16,7 +16,7 @@ For every cell (dataset x backbone x regime of the experiment) and every listed 
    seeds (``split = "test"``), which no selection saw, with the second retrain as the
    noise floor.
 4. **One report.** ``DIR/_compare.md``: per cell, each representative's figures as mean
-   [95% t-interval] over report seeds, the references, and paired wins (per pair of
+   ±std [95% t-interval] over report seeds, the references, and paired wins (per pair of
    methods, the seeds on which one beats the other); ``DIR/_report.html``: the fronts.
 
 Resume: every sweep and every re-evaluation resumes from the store (``--resume``), so a
@@ -170,7 +170,7 @@ def _fmt(stats: dict, digits: int = 3) -> str:
         return "-"
     if stats["n"] == 1:
         return f"{stats['mean']:.{digits}f}"
-    return f"{stats['mean']:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
+    return f"{stats['mean']:.{digits}f} ±{stats['std']:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
 
 
 def _badness(stats: dict, better: str) -> tuple[float, float]:
@@ -219,7 +219,7 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
              f"objectives {', '.join(experiment.tune.objectives)}) on development seeds "
              f"{experiment.development_seeds}; figures on report seeds {experiment.report_seeds}; training: {training}; "
              f"unlearning budget: {experiment.budget.epochs} epochs over D_f, batch {experiment.budget.batch_size}.",
-             "Each cell: mean [95% t-interval] over report seeds of each method's representative (the front "
+             "Each cell: mean ±std [95% t-interval] over report seeds of each method's representative (the front "
              "configuration nearest the retrained model on development tasks). **Bold**: the one method whose interval "
              "lies wholly on the better side of every other method's (PrivLeak: nearer 0); no bold means no method is "
              "separated from the others. params: the representative's searched hyperparameters (3 significant "
