@@ -17,6 +17,7 @@ the class attributes below; TRU overrides :meth:`parameter_groups` and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -30,6 +31,15 @@ from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
 LR = HyperParameter("lr", float, 1e-3, 1e-5, 1e-1, log=True, doc="Adam step size")
 LAMBDA_F = HyperParameter("lambda_f", float, 1.0, 0.01, 100.0, log=True, doc="weight of the forget term")
 MAX_EPOCHS = HyperParameter("max_epochs", int, 10, 1, 20, doc="passes over D_f (capped by the shared budget)")
+
+
+def with_defaults(*declared: HyperParameter, **defaults) -> tuple[HyperParameter, ...]:
+    """``declared`` with the given defaults: each method's own, chosen by one procedure on
+    development tasks (``docs/defaults.md``, ``bench/choose_defaults.py``)."""
+    unknown = set(defaults) - {h.name for h in declared}
+    if unknown:
+        raise ValueError(f"no hyperparameter {sorted(unknown)}")
+    return tuple(replace(h, default=defaults[h.name]) if h.name in defaults else h for h in declared)
 
 
 def pair_scores(users: torch.Tensor, items: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,7 +118,7 @@ class Finetune(ReverseUpdate):
     """Continue training on D_r only (same number of steps as the others)."""
 
     forget_mode = None
-    hyperparameters = (LR, MAX_EPOCHS)
+    hyperparameters = with_defaults(LR, MAX_EPOCHS, lr=0.0716, max_epochs=8)
 
 
 @METHODS.register("neggrad")
@@ -116,6 +126,7 @@ class NegGrad(ReverseUpdate):
     """Gradient ascent on the BPR loss of D_f, nothing else."""
 
     forget_mode, keep = "ascent", False
+    hyperparameters = with_defaults(LR, LAMBDA_F, MAX_EPOCHS, lr=0.0116, lambda_f=0.0432, max_epochs=6)
 
 
 @METHODS.register("neggrad_plus")
@@ -123,9 +134,12 @@ class NegGradPlus(ReverseUpdate):
     """Gradient ascent on D_f plus descent on D_r."""
 
     forget_mode = "ascent"
+    hyperparameters = with_defaults(LR, LAMBDA_F, MAX_EPOCHS, lr=0.0119, lambda_f=0.148, max_epochs=18)
 
 
 @METHODS.register("mmrecun")
 class MMRecUn(ReverseUpdate):
     """The uniform reverse update (MMRecUn; docs/tru.md): reverse BPR on D_f plus forward
     BPR on D_r over all parameters alike."""
+
+    hyperparameters = with_defaults(LR, LAMBDA_F, MAX_EPOCHS, lr=0.0198, lambda_f=0.0824, max_epochs=18)
