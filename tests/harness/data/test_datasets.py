@@ -15,7 +15,7 @@ def test_tiny_dataset_loads(tiny):
 
 
 def test_shipped_datasets_and_counts():
-    assert set(shipped_datasets()) >= {"ml100k", "tiktok", "baby"}
+    assert set(shipped_datasets()) >= {"ml100k", "tiktok", "baby", "lfm2k"}
     ml = load_dataset("ml100k")
     assert (ml.n_users, ml.n_items) == (943, 1682)
     assert sorted(ml.modalities) == ["image", "text"]
