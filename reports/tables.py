@@ -96,7 +96,7 @@ def _grouped(frame: pd.DataFrame):
         yield (tuple(key[:3]), key[3]), group
 
 
-def _reference_values(per_seed: pd.DataFrame, who: str) -> dict:
+def reference_values(per_seed: pd.DataFrame, who: str) -> dict:
     """Per-seed values of each field of :data:`FIELDS` for reference model ``who``: the
     column ``who_field``; ``forget_gap@20 = who_forget_recall@20 - retrain_forget_recall@20``;
     the retrained model's :data:`RETRAIN_SELF` constants and ``unlearn_seconds = retrain_seconds``."""
@@ -133,7 +133,7 @@ def reference_rows(records: pd.DataFrame) -> pd.DataFrame:
     for key, group in shown.groupby(CELL, sort=False):
         per_seed = group.drop_duplicates("seed", keep="first")
         for who, label in REFERENCE_ROWS.items():
-            values = _reference_values(per_seed, who)
+            values = reference_values(per_seed, who)
             seeds = int(pd.concat(values, axis=1).notna().any(axis=1).sum()) if values else 0
             if seeds == 0:
                 continue
@@ -183,7 +183,7 @@ def references(records: pd.DataFrame) -> pd.DataFrame:
         per_seed = group.drop_duplicates("seed", keep="first")
         row = dict(zip(CELL, key))
         for who in ("original", "retrain", "retrain2"):
-            values = _reference_values(per_seed, who)
+            values = reference_values(per_seed, who)
             for field in (Y, X, "forget_recall@20", "mia_auc", "privleak", "agreement@20"):
                 row[f"{who}_{field}"] = values[field].mean() if field in values else np.nan
         rows.append(row)

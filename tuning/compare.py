@@ -40,6 +40,7 @@ from harness.distributed.store import ResultsStore
 from harness.protocol.records import objectives
 from methods import METHODS
 from reports.statistics import interval, paired_wins
+from reports.tables import reference_values
 from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name, trial_records
 
 #: what the compare tables show, on report seeds: (field, heading, better) with better in max/min/None
@@ -145,24 +146,12 @@ def _cell_rows(records: pd.DataFrame, chosen: pd.DataFrame) -> dict[str, pd.Data
 
 
 def references_of(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The references as rows with the :data:`SHOWN` fields, one per seed."""
-    out = {}
-    for who in ("original", "retrain2"):
-        frame = pd.DataFrame({"seed": records["seed"].to_numpy(),
-                              "retain_test_ndcg@20": records[f"{who}_retain_test_ndcg@20"].to_numpy(),
-                              "forget_ks": records[f"{who}_forget_ks"].to_numpy(),
-                              "forget_gap@20": (records[f"{who}_forget_recall@20"]
-                                                - records["retrain_forget_recall@20"]).to_numpy(),
-                              "agreement@20": records[f"{who}_agreement@20"].to_numpy(),
-                              "privleak": records[f"{who}_privleak"].to_numpy(),
-                              "mia_auc": records[f"{who}_mia_auc"].to_numpy()})
-        out[f"{who} (reference)" if who == "original" else "retrain2 (noise floor)"] = frame
-    out["retrain (reference)"] = pd.DataFrame({
-        "seed": records["seed"].to_numpy(), "retain_test_ndcg@20": records["retrain_retain_test_ndcg@20"].to_numpy(),
-        "forget_ks": 0.0, "forget_gap@20": 0.0, "agreement@20": 1.0, "privleak": 0.0,
-        "mia_auc": records["retrain_mia_auc"].to_numpy(), "mia_diff_auc": records["retrain_mia_diff_auc"].to_numpy(),
-        "unlearn_seconds": records["retrain_seconds"].to_numpy()})
-    return out
+    """The references as rows of their per-seed figures (:func:`reports.tables.reference_values`),
+    one per seed of ``records``."""
+    labels = {"original": "original (reference)", "retrain2": "retrain2 (noise floor)",
+              "retrain": "retrain (reference)"}
+    return {label: pd.DataFrame(reference_values(records, who)).assign(seed=records["seed"])
+            for who, label in labels.items()}
 
 
 def _fmt(stats: dict, digits: int = 3) -> str:

@@ -296,14 +296,13 @@ def make_job(experiment: Experiment, dataset: str, backbone: str, seed: int, reg
                run_key=key, extra=extra or {})
 
 
-def expand(experiment: Experiment, extra: dict | None = None, seeds: list[int] | None = None) -> list[Job]:
-    """The grid datasets x backbones x seeds (default: the report seeds) x regimes x
-    methods, in that order."""
+def expand(experiment: Experiment, extra: dict | None = None) -> list[Job]:
+    """The grid datasets x backbones x report seeds x regimes x methods, in that order."""
     return [
         make_job(experiment, dataset, backbone, seed, regime, spec.name, spec.params, extra)
         for dataset in experiment.datasets
         for backbone in experiment.backbones
-        for seed in (experiment.report_seeds if seeds is None else seeds)
+        for seed in experiment.report_seeds
         for regime in experiment.regimes
         for spec in experiment.method_specs()
     ]
