@@ -1,4 +1,4 @@
-"""TRU's rank statistics (``methods.tru.rank_stats``) against the sort-based version it
+"""TRU's rank statistics (``methods.tru_v2.rank_stats``, TRU v2) against the sort-based version it
 replaced, side by side on one dataset's real exclusion masks.
 
 Usage: python bench/bench_rank_stats.py [--dataset tiktok] [--pairs 2048] [--threads 2]
@@ -20,7 +20,7 @@ import torch
 from harness.data.datasets import load_dataset
 from backbones.blocks.csr import dense_rows
 from backbones.blocks.graph import UserItemGraph
-from methods.tru import rank_stats
+from methods.tru_v2 import rank_stats
 
 
 def rank_stats_by_sorting(users, items, pairs, exclude, p_star):

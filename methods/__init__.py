@@ -7,6 +7,6 @@ that runs them.
 """
 
 from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod  # noqa: F401
-from methods import exact, redraw, reverse, tru  # noqa: E402,F401  (register the built-ins)
+from methods import exact, redraw, reverse, tru, tru_v2  # noqa: E402,F401  (register the built-ins)
 
 __all__ = ["METHODS", "Budget", "ForgetTask", "HyperParameter", "UnlearningMethod"]

@@ -77,7 +77,7 @@ class ReverseUpdate(UnlearningMethod):
         optimiser = torch.optim.Adam(self.parameter_groups(model, task), lr=self.params["lr"])
         steps = 0
         with seeded(budget.seed, device):
-            model.train()
+            self.train_mode(model)
             for _ in range(min(self.params["max_epochs"], budget.epochs)):
                 order = torch.randperm(len(forget), generator=gen)
                 for begin in range(0, len(order), budget.batch_size):
@@ -107,6 +107,10 @@ class ReverseUpdate(UnlearningMethod):
                           keep_negatives.sample(kept[:, 0], gen).to(device))
             loss = loss + bpr_loss(*pair_scores(users, items, batch))
         return loss
+
+    def train_mode(self, model) -> None:
+        """Put ``model`` in training mode for the steps (TRU keeps frozen modules' statistics)."""
+        model.train()
 
     def should_stop(self, model, task) -> bool:
         """Checked after each pass over D_f; TRU stops at the non-member level."""

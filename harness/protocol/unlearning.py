@@ -206,10 +206,12 @@ def prepare(dataset, backbone, task, seed, hparams=None, train_overrides=None, c
 
 
 def updated_fraction(before: Backbone, after: Backbone) -> float:
-    """Share of parameter entries that changed."""
-    old, new = dict(before.named_parameters()), dict(after.named_parameters())
-    total = sum(p.numel() for p in old.values())
-    changed = sum(int((old[k].detach() != new[k].detach()).sum()) for k in old)
+    """Share of the state entries (parameters and buffers, BatchNorm's running statistics
+    among them) that changed; a tensor the method added (TRU's item residual) counts in
+    the total, and its nonzero entries as changed."""
+    old, new = before.state_dict(), after.state_dict()
+    total = sum(t.numel() for t in old.values()) + sum(t.numel() for k, t in new.items() if k not in old)
+    changed = sum(int((old[k] != t).sum()) if k in old else int((t != 0).sum()) for k, t in new.items())
     return changed / total
 
 

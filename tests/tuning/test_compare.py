@@ -79,5 +79,5 @@ def test_tables_show_the_searched_hyperparameters_only():
     from tuning.compare import _searched_params
 
     assert _searched_params("finetune", '{"lr": 0.0123456, "max_epochs": 3}') == '{"lr": 0.0123, "max_epochs": 3}'
-    shown = _searched_params("tru", '{"gate_temperature": 0.05, "modality_scales": "{\\"id\\": 0.123456}", "lr": 0.01}')
-    assert shown == '{"lr": 0.01, "modality_scales": {"id": 0.123}}'  # gate_temperature is not searched
+    shown = _searched_params("tru", '{"probe_size": 512, "modality_scales": "{\\"id\\": 0.123456}", "lr": 0.01}')
+    assert shown == '{"lr": 0.01, "modality_scales": {"id": 0.123}}'  # probe_size is not searched

@@ -11,7 +11,7 @@ from tuning.space import params_from, search_space
 def test_tru_space_has_one_scale_per_branch():
     tru = METHODS.get("tru")
     space, fixed = search_space(tru, ["id", "image", "text", "fusion"])
-    assert set(space) == {"gate_strength", "layer_budget", "lr", "max_epochs", "lambda_f", "modality_scales.id",
+    assert set(space) == {"gate_strength", "isolation_coverage", "lr", "max_epochs", "lambda_f", "modality_scales.id",
                           "modality_scales.image", "modality_scales.text", "modality_scales.fusion"}
     assert space["lr"] == FloatDistribution(1e-5, 1e-1, log=True)
     assert isinstance(space["max_epochs"], IntDistribution) and fixed == {}
@@ -34,9 +34,9 @@ def test_baseline_space_comes_from_declared_ranges():
 def test_overrides_narrow_fix_and_add():
     tru = METHODS.get("tru")
     space, fixed = search_space(tru, ["id"], {"lr": {"low": 1e-3, "high": 1e-2}, "max_epochs": {"value": 5},
-                                              "gate_temperature": {"choices": [0.01, 0.05]}})
+                                              "probe_size": {"choices": [256, 512]}})
     assert space["lr"] == FloatDistribution(1e-3, 1e-2, log=True) and fixed == {"max_epochs": 5}
-    assert "max_epochs" not in space and space["gate_temperature"].choices == (0.01, 0.05)
+    assert "max_epochs" not in space and space["probe_size"].choices == (256, 512)
 
 
 @pytest.mark.parametrize("override, message", [

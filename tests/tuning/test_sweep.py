@@ -28,7 +28,7 @@ def test_six_trial_two_objective_sweep_and_its_front(ray_local, experiment_file,
     assert summary.trials == summary.ran == 6 and len(records) == 6 and records["trial_id"].is_unique
     assert set(records["status"]) == {"ok"}
     sampled = [json.loads(c) for c in records["config"]]
-    assert all({"gate_strength", "layer_budget", "lr", "max_epochs", "lambda_f"} <= set(c) for c in sampled)
+    assert all({"gate_strength", "isolation_coverage", "lr", "max_epochs", "lambda_f"} <= set(c) for c in sampled)
     assert all(any(k.startswith("modality_scales.") for k in c) for c in sampled)  # one dimension per branch
     assert len({json.dumps(c, sort_keys=True) for c in sampled}) == 6
 
