@@ -26,7 +26,7 @@ def test_tables_show_types_defaults_and_ranges(capsys):
     tru = capsys.readouterr().out.split("\ntru: ")[1].split("\n\n")[0]
     assert tru.startswith("Targeted reverse update")
     gate = next(line for line in tru.splitlines() if line.split()[:1] == ["gate_strength"])
-    assert gate.split()[:4] == ["gate_strength", "float", "0.331", "[0.0,"]
+    assert gate.split()[:4] == ["gate_strength", "float", "1.0", "[0.0,"]
     main(["backbones"])
     lightgcn = capsys.readouterr().out.split("lightgcn: ")[1].split("\n\n")[0]
     assert any(line.split() == ["dim", "int", "64", "[1,", "inf)"] for line in lightgcn.splitlines())
