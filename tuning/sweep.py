@@ -40,7 +40,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import ray
-from optuna.samplers import NSGAIISampler, TPESampler
+from optuna.samplers import TPESampler
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
@@ -54,6 +54,7 @@ from harness.distributed.store import ResultsStore
 from harness.protocol.records import Objective, objectives
 from methods import METHODS
 from reports.pareto import pareto_mask
+from tuning.samplers import PicklableNSGAIISampler
 from tuning.space import search_space
 from tuning.trainable import HostPool, run_trial
 
@@ -175,7 +176,7 @@ class _Sweep:
                      sorted(space))
             if remaining <= 0:
                 return
-            sampler_cls = TPESampler if settings.sampler == "tpe" else NSGAIISampler
+            sampler_cls = TPESampler if settings.sampler == "tpe" else PicklableNSGAIISampler
             searcher = OptunaSearch(
                 space, metric=[o.name for o in self.objectives], mode=[o.mode for o in self.objectives],
                 sampler=sampler_cls(seed=settings.seed + stored), study_name=self.name, storage=storage,
