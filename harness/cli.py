@@ -1,7 +1,9 @@
 """The ``tru`` command line, the composition root: the one module that imports every layer.
 Results go to stdout, progress and logs to stderr.
 
-A user mistake prints one line ``tru: error: ...`` and exits with code 2.
+A user mistake prints one line ``tru: error: ...`` and exits with code 2, before
+anything is written; a wrong flag shows its subcommand's usage. ``tru unlearn`` exits 1
+when the method fails (its record, ``status: error``, is printed all the same).
 
 Each command imports the layers it needs inside its function: torch, Ray, Optuna and
 Plotly take seconds to import, and no command needs all of them (``tru datasets`` and
@@ -46,6 +48,15 @@ def _parse_json_object(text: str | None, flag: str) -> dict:
     if not isinstance(value, dict):
         raise UserError(f"{flag}: expected a JSON object")
     return value
+
+
+def _check_model_arguments(args) -> None:
+    """The numbers of :func:`_model_arguments`, checked before any work: a seed names a
+    task and must be >= 0 (numpy refuses negative seeds; a cached model of seed -1 would
+    be a model of no task)."""
+    for flag, value, low in (("--seed", args.seed, 0), ("--epochs", args.epochs, 1), ("--threads", args.threads, 1)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} {value}: must be >= {low}")
 
 
 def _load(args):
@@ -114,6 +125,7 @@ def cmd_train(args) -> None:
     from harness.protocol.evaluation import evaluate_model
     from harness.protocol.models import train_backbone
 
+    _check_model_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     dataset = _load(args)
@@ -157,13 +169,16 @@ def cmd_methods(args) -> None:
     _print_plugins([METHODS.describe(name) for name in METHODS.names()], args.json)
 
 
-def cmd_unlearn(args) -> None:
+def cmd_unlearn(args) -> int:
+    """Exit 0 when the method succeeded; 1 when it raised (its record, ``status: error``,
+    is printed all the same, and the error on stderr)."""
     import torch  # the protocol layer: torch
 
     from harness.data.regimes import make_task, task_from_request
     from harness.protocol.unlearning import prepare, run_method
     from methods import METHODS, Budget
 
+    _check_model_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     params = _parse_json_object(args.params, "--params")
@@ -193,6 +208,8 @@ def cmd_unlearn(args) -> None:
             print(f"{key:>32}: {value}")
     if record["status"] != "ok":
         print(f"tru: method failed: {record['error']}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -218,7 +235,11 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from reports.page import write_report  # Plotly
 
-    path = write_report(args.results, args.output, args.png)
+    try:
+        path = write_report(args.results, args.output, args.png)
+    except UserError as exc:  # every report mistake names the folder it was asked for
+        folder = str(args.results)
+        raise UserError(str(exc) if str(exc).startswith(folder) else f"{folder}: {exc}") from None
     print(f"report: {path.resolve()}")
     return 0
 
@@ -288,9 +309,10 @@ def _print_overview(out: Path) -> None:
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that train or load a backbone."""
-    p.add_argument("--dataset", default="ml100k", help="shipped name or MMRec folder")
-    p.add_argument("--backbone", default="mgcn")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset", default="ml100k", help="shipped name or MMRec folder (default: ml100k)")
+    p.add_argument("--backbone", default="mgcn", help="registered backbone, see `tru backbones` (default: mgcn)")
+    p.add_argument("--seed", type=int, default=0, help="seed >= 0 of the model's initialisation, generated features "
+                                                       "and the deletion draw (default: 0)")
     p.add_argument("--epochs", type=int, help="maximum training epochs (overrides the backbone default)")
     p.add_argument("--hparams", help="backbone hyperparameters as a JSON object")
     p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
@@ -304,7 +326,8 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
 def _ray_arguments(p: argparse.ArgumentParser, default_out: str, resume_help: str) -> None:
     """Options shared by the commands that run on Ray."""
     p.add_argument("--out", help=f"results folder (default: {default_out})")
-    p.add_argument("--resume", action="store_true", help=resume_help)
+    p.add_argument("--resume", action="store_true", help=f"{resume_help} (a folder made by another experiment or "
+                                                         "with other settings is refused)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -316,68 +339,74 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list datasets with their sizes and modalities")
     p.add_argument("dataset", nargs="*", help="shipped names or folders (default: all shipped)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.set_defaults(func=cmd_datasets)
+    p.set_defaults(func=cmd_datasets, command_parser=p)
 
     p = sub.add_parser("backbones", help="list registered backbones, their hyperparameters and training defaults")
     p.add_argument("--json", action="store_true", help="one JSON object per backbone")
-    p.set_defaults(func=cmd_backbones)
+    p.set_defaults(func=cmd_backbones, command_parser=p)
 
     p = sub.add_parser("train", help="train a backbone and print validation and test metrics")
     _model_arguments(p)
     p.add_argument("--train", help="training settings as a JSON object (lr, batch_size, ...)")
     p.add_argument("--no-cache", action="store_true", help="always train; write no checkpoint")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, command_parser=p)
 
     p = sub.add_parser("methods", help="list registered unlearning methods and their hyperparameters")
     p.add_argument("--json", action="store_true", help="one JSON object per method")
-    p.set_defaults(func=cmd_methods)
+    p.set_defaults(func=cmd_methods, command_parser=p)
 
     p = sub.add_parser("unlearn", help="run one unlearning method and print its record")
     _model_arguments(p)
     p.add_argument("--regime", default="interaction", help="interaction | user | item")
     p.add_argument("--selection", default="random", help="random | core | edge")
-    p.add_argument("--ratio", type=float, default=0.05)
+    p.add_argument("--ratio", type=float, default=0.05, help="share of interactions, users or items deleted "
+                                                             "(default: 0.05)")
     p.add_argument("--request", help="CSV of userID,itemID pairs to delete (overrides --regime)")
-    p.add_argument("--method", default="mmrecun")
+    p.add_argument("--method", default="mmrecun", help="registered unlearning method, see `tru methods` "
+                                                      "(default: mmrecun)")
     p.add_argument("--params", help="method hyperparameters as a JSON object")
     p.add_argument("--budget-epochs", type=int, help="passes over D_f for approximate methods (default: the shared budget's)")
     p.add_argument("--batch-size", type=int, help="D_f pairs per step (default: the shared budget's)")
-    p.set_defaults(func=cmd_unlearn)
+    p.set_defaults(func=cmd_unlearn, command_parser=p)
 
     p = sub.add_parser("run", help="run an experiment on Ray (default: the quickstart)")
     p.add_argument("experiment", nargs="?", help="experiment TOML file (default: examples/quickstart.toml)")
     _ray_arguments(p, "runs/NAME", "keep stored records and run only the missing jobs")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, command_parser=p)
 
     p = sub.add_parser("tune", help="multi-objective sweep of one method (Ray Tune + Optuna)")
     p.add_argument("experiment", help="experiment TOML file (one dataset and backbone; trials average its regimes "
                                       "and development seeds)")
-    p.add_argument("--method", required=True)
-    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--method", required=True, help="registered unlearning method to tune, see `tru methods`")
+    p.add_argument("--trials", type=int, default=20, help="trials of the sweep in all, stored ones included "
+                                                          "(default: 20)")
     p.add_argument("--sampler", choices=["tpe", "nsga2"], help="overrides tune.sampler")
     p.add_argument("--objective", action="append", help="objective name (repeat; overrides tune.objectives)")
     _ray_arguments(p, "runs/NAME-METHOD", "continue the sweep stored in --out")
-    p.set_defaults(func=cmd_tune)
+    p.set_defaults(func=cmd_tune, command_parser=p)
 
     p = sub.add_parser("compare", help="every listed method tuned at the same budget on development seeds, "
                                        "reported on report seeds")
     p.add_argument("experiment", help="experiment TOML file")
     p.add_argument("--trials", type=int, default=16, help="trials per tuned method (default: 16)")
     _ray_arguments(p, "runs/NAME-compare", "continue the comparison stored in --out")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, command_parser=p)
 
     p = sub.add_parser("report", help="write the HTML report of a results folder")
     p.add_argument("results", help="results folder (of tru run or tru tune)")
     p.add_argument("-o", "--output", help="HTML file (default: RESULTS/_report.html)")
     p.add_argument("--png", help="also write one PNG per figure into this folder (needs Chromium)")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, command_parser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
     warnings.filterwarnings("ignore", message=".*Sparse invariant checks are implicitly disabled.*")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage, not the top-level one (argparse's own choice)
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args) or 0
     except UserError as exc:

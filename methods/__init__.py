@@ -4,9 +4,12 @@ that runs them.
 
 ``METHODS.get(name)`` returns a class; outside packages register through the
 ``tru.methods`` entry-point group or ``@METHODS.register("name")``.
+``METHODS.builtin_names()`` are the methods registered here, before any plugin.
 """
 
 from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod  # noqa: F401
 from methods import exact, redraw, reverse, tru, tru_v2  # noqa: E402,F401  (register the built-ins)
+
+METHODS.seal_builtins()  # what an experiment's methods = "all" means; plugins come after
 
 __all__ = ["METHODS", "Budget", "ForgetTask", "HyperParameter", "UnlearningMethod"]

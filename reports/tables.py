@@ -12,6 +12,8 @@ better), Y = ``retain_test_ndcg@20`` (higher is better).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -44,18 +46,100 @@ def method_order(method: str) -> tuple:
 
 def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     """Successful records with ``kind`` and a ``label`` per configuration: the method's
-    name (``method #k`` when a cell's runs hold several of its configurations),
-    ``method front #k`` for a re-tested configuration of a sweep's front."""
+    name, followed by the parameters that tell its configurations apart
+    (:func:`config_labels`): ``method: lr=0.01`` when a cell's runs hold several of its
+    configurations, ``method front: lr=0.0157, lambda_f=7.26`` for a re-tested
+    configuration of a sweep's front (the dimensions its trials searched)."""
     ok = frame[frame["status"] == "ok"].copy()
     ok["kind"] = np.where(ok["sweep"].isna(), "run", np.where(ok["split"] == "test", "retest", "trial"))
     ok["label"] = ok["method"]
     for kind, suffix in (("run", ""), ("retest", " front")):
-        for _, group in ok[ok["kind"] == kind].groupby(CELL + ["method"]):
+        for (*cell, method), group in ok[ok["kind"] == kind].groupby(CELL + ["method"]):
             configs = list(dict.fromkeys(group["params"]))
             if len(configs) > 1 or kind == "retest":
-                ok.loc[group.index, "label"] = [f"{m}{suffix} #{configs.index(p) + 1}"
-                                                for m, p in zip(group["method"], group["params"])]
+                trials = ok[(ok["kind"] == "trial") & (ok["method"] == method)]
+                names = config_labels(configs, list(dict.fromkeys(trials["params"])))
+                ok.loc[group.index, "label"] = [f"{method}{suffix}: {names[p]}".rstrip(": ") for p in group["params"]]
+    shown = ok["kind"] != "trial"  # a row never averages records of different settings
+    ok.loc[shown, "label"] = ok.loc[shown, "label"] + settings_suffixes(ok[shown], CELL + ["label"])
     return ok
+
+
+#: record columns a table row never mixes: records differing in one get rows of their own
+SETTINGS = {"settings": "", "code_version": "code", "selection": "selection", "ratio": "ratio"}
+
+
+def settings_suffixes(records: pd.DataFrame, by: list[str], columns=tuple(SETTINGS)) -> pd.Series:
+    """Per record, `` [name=value, ...]`` naming its values of those ``columns`` that differ
+    among the records of its ``by`` group (the ``settings`` JSON by the keys that differ,
+    e.g. ``training.max_epochs=80``; a value a record lacks reads "not recorded"), "" where
+    they agree. Appended to a label, it splits a row that would otherwise average records
+    measured under different settings, code versions or deletion ratios."""
+    out = pd.Series("", index=records.index, dtype=object)
+    present = [c for c in columns if c in records]
+    for _, group in records.groupby(by, sort=False, dropna=False):
+        parts: dict = {i: [] for i in group.index}
+        for column in present:
+            values = group[column].astype(object).where(group[column].notna(), None)
+            if values.map(repr).nunique() < 2:
+                continue
+            if column == "settings":
+                flat = {i: _flat(v) if v is not None else None for i, v in values.items()}
+                known = [f for f in flat.values() if f is not None]
+                keys = sorted({k for f in known for k in f})
+                varying = [k for k in keys if len({repr(f.get(k)) for f in known}) > 1]
+                for i, f in flat.items():
+                    parts[i] += [f"{k}={_short(f[k]) if k in f else 'not recorded'}" for k in varying] if f else [
+                        "settings not recorded"]
+            else:
+                for i, v in values.items():
+                    parts[i].append(f"{SETTINGS[column]}={'not recorded' if v is None else _short(v)}")
+        for i, found in parts.items():
+            if found:
+                out[i] = f" [{', '.join(found)}]"
+    return out
+
+
+def _flat(params: str) -> dict:
+    """A configuration's params (JSON) as ``{name: value}``, nested objects as ``name.key``."""
+    try:
+        value = json.loads(params) if params else {}
+    except (TypeError, ValueError):
+        return {"params": params}
+    out = {}
+    for key, item in (value.items() if isinstance(value, dict) else []):
+        if isinstance(item, str) and item.startswith("{"):  # a per-branch object passed as JSON text
+            try:
+                item = json.loads(item)
+            except ValueError:
+                pass
+        if isinstance(item, dict):
+            out |= {f"{key}.{k}": v for k, v in item.items()}
+        else:
+            out[key] = item
+    return out
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def config_labels(configs: list[str], searched: list[str] = ()) -> dict[str, str]:
+    """``{params: label}``: each configuration named by the parameters that differ among
+    ``configs`` and ``searched`` (other configurations of the method, a sweep's trials),
+    as ``name=value`` (floats to 3 significant digits); labels that would still coincide
+    get `` #k``."""
+    flat = {p: _flat(p) for p in list(configs) + list(searched)}
+    keys = sorted({k for f in flat.values() for k in f})
+    varying = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat.values()}) > 1]
+    labels = {p: ", ".join(f"{k}={_short(flat[p][k])}" for k in varying if k in flat[p]) for p in configs}
+    counts = pd.Series(list(labels.values())).value_counts()
+    seen: dict[str, int] = {}
+    for p in configs:
+        if counts[labels[p]] > 1:
+            seen[labels[p]] = seen.get(labels[p], 0) + 1
+            labels[p] = f"{labels[p]} #{seen[labels[p]]}".strip()
+    return labels
 
 
 def _summarise(row: dict, values: dict) -> dict:
@@ -126,18 +210,21 @@ def reference_rows(records: pd.DataFrame) -> pd.DataFrame:
     ``retrain_*`` with forget KS 0, forget gap 0, agreement 1, PrivLeak 0 (its distances
     to itself), ``mia_auc = retrain_mia_auc``, ``mia_diff_auc = retrain_mia_diff_auc``;
     ``retrain2`` (the second retrained model, the noise floor): ``retrain2_*``. A row whose
-    figures are all NaN (``retrain2`` on development seeds) is left out.
+    figures are all NaN (``retrain2`` on development seeds) is left out. Records of
+    different settings or deletion ratios get reference rows of their own, labelled by
+    what differs (:func:`settings_suffixes`).
     """
     shown = records[records["kind"] != "trial"] if "kind" in records else records
+    shown = shown.assign(_settings=settings_suffixes(shown, CELL, ("settings", "selection", "ratio")))
     rows = []
-    for key, group in shown.groupby(CELL, sort=False):
+    for key, group in shown.groupby(CELL + ["_settings"], sort=False):  # never across settings (tidy)
         per_seed = group.drop_duplicates("seed", keep="first")
         for who, label in REFERENCE_ROWS.items():
             values = reference_values(per_seed, who)
             seeds = int(pd.concat(values, axis=1).notna().any(axis=1).sum()) if values else 0
             if seeds == 0:
                 continue
-            row = dict(zip(CELL, key)) | {"label": label, "method": who, "params": "", "seeds": seeds,
+            row = dict(zip(CELL, key)) | {"label": label + key[-1], "method": who, "params": "", "seeds": seeds,
                                           "reference": True}
             rows.append(_summarise(row, {field: values.get(field, pd.Series(dtype=float)) for field in FIELDS}))
     return pd.DataFrame(rows)
@@ -188,3 +275,77 @@ def references(records: pd.DataFrame) -> pd.DataFrame:
                 row[f"{who}_{field}"] = values[field].mean() if field in values else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------- sweep trials (validation)
+#: the validation view of a sweep's trials: forget KS against validation NDCG@20
+VALID_Y = "retain_valid_ndcg@20"
+
+
+def trial_points(records: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, sweep and trial: the mean over its development seeds of forget KS and
+    validation N@20 (:data:`VALID_Y`), and ``front`` (its configuration was re-evaluated:
+    it is on the sweep's validation front). Reads validation figures only, never a
+    trial's test figures (trial records carry none)."""
+    columns = CELL + ["sweep", "trial_id", "method", "params", "seeds", X, VALID_Y, "front"]
+    trials = records[records["kind"] == "trial"] if "kind" in records else records.iloc[0:0]
+    if trials.empty:
+        return pd.DataFrame(columns=columns)
+    retested = set(zip(records.loc[records["kind"] == "retest", "sweep"], records.loc[records["kind"] == "retest", "params"]))
+    rows = []
+    for (*cell, sweep, trial_id), group in trials.groupby(CELL + ["sweep", "trial_id"], sort=False):
+        params = group["params"].iloc[0]
+        rows.append(dict(zip(CELL, cell)) | {
+            "sweep": sweep, "trial_id": trial_id, "method": group["method"].iloc[0], "params": params,
+            "seeds": group["seed"].nunique(), X: _values(group, X).mean(), VALID_Y: _values(group, VALID_Y).mean(),
+            "front": (sweep, params) in retested})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def trial_references(records: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, from its trial records (development seeds, first record per seed): the
+    original's and the retrained model's validation N@20 and forget KS (retrain 0), the
+    reference points of the validation view."""
+    trials = records[records["kind"] == "trial"] if "kind" in records else records.iloc[0:0]
+    rows = []
+    for key, group in trials.groupby(CELL, sort=False):
+        per_seed = group.drop_duplicates("seed", keep="first")
+        rows.append(dict(zip(CELL, key)) | {
+            "seeds": len(per_seed),
+            f"original_{VALID_Y}": _values(per_seed, f"original_{VALID_Y}").mean(),
+            f"original_{X}": _values(per_seed, f"original_{X}").mean(),
+            f"retrain_{VALID_Y}": _values(per_seed, f"retrain_{VALID_Y}").mean(), f"retrain_{X}": 0.0})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------- the settings block
+def settings_block(records: pd.DataFrame) -> list[tuple[str, str]]:
+    """``(name, value)`` rows saying what the records were measured under: training
+    epochs (and the other training settings), the shared unlearning budget, the audit
+    size, the deletion ratio and forget-set size per regime, the code versions and the
+    dates. Values that differ between records are all listed (``a | b``); settings the
+    records do not carry (written before they did) read "not recorded"."""
+
+    def distinct(values) -> str:
+        seen = [v for v in dict.fromkeys(values) if v is not None and not (isinstance(v, float) and np.isnan(v))]
+        return " | ".join(map(str, seen)) if seen else "not recorded"
+
+    parsed = [json.loads(s) for s in records["settings"].dropna()] if "settings" in records else []
+    training = [s.get("training", {}) for s in parsed]
+    rows = [("training epochs (max)", distinct(t.get("max_epochs") for t in training)),
+            ("training", distinct(", ".join(f"{k}={_short(v)}" for k, v in sorted(t.items()) if k != "max_epochs")
+                                  for t in training)),
+            ("unlearning budget", distinct(", ".join(f"{k}={v}" for k, v in sorted(s.get("budget", {}).items()))
+                                           for s in parsed)),
+            ("audit size", distinct(s.get("audit_size") for s in parsed))]
+    for regime, group in records.groupby("regime", sort=False):
+        pairs = group["forget_pairs"].dropna().astype(int) if "forget_pairs" in group else []
+        rows.append((f"{regime}: ratio, forget-set size",
+                     f"{distinct(group.get('ratio', []))}; |D_f| {distinct(pairs) if len(pairs) else 'not recorded'}"))
+    versions = records.dropna(subset=["code_version"]) if "code_version" in records else records.iloc[0:0]
+    rows.append(("code version", "; ".join(f"{m} {distinct(g['code_version'])}" for m, g in versions.groupby("method"))
+                 or "not recorded"))
+    dates = pd.concat([records.get("started_at", pd.Series(dtype=str)), records.get("finished_at", pd.Series(dtype=str))]).dropna()
+    rows.append(("date", f"{min(dates)[:16].replace('T', ' ')} to {max(dates)[:16].replace('T', ' ')} UTC"
+                 if len(dates) else "not recorded"))
+    return rows

@@ -72,3 +72,31 @@ def experiment_file(tmp_path, tiny_folder):
     """``experiment_file(dataset=None, **sections)`` writes ``exp.toml`` (see :func:`write_experiment`)."""
     return lambda dataset=None, **sections: write_experiment(
         tmp_path / "exp.toml", tiny_folder if dataset is None else dataset, **sections)
+
+
+@pytest.fixture
+def plugin_site(tmp_path):
+    """``plugin_site(modules, entry_points)`` writes an installed-looking outside plugin into
+    ``tmp_path/site``: each ``{"name.py": source}`` module and a ``*.dist-info`` whose
+    ``entry_points.txt`` holds ``{group: {name: "module:Class"}}``. It returns the
+    environment of a subprocess that sees it (``PYTHONPATH``; the venv's ``bin`` first on
+    ``PATH``), so importlib.metadata finds the entry points and nothing enters the venv."""
+    import os
+    import sys
+
+    def write(modules: dict[str, str], entry_points: dict[str, dict[str, str]]) -> dict:
+        site = tmp_path / "site"
+        info = site / "tru_test_plugin-0.0.1.dist-info"
+        info.mkdir(parents=True, exist_ok=True)
+        for name, source in modules.items():
+            (site / name).parent.mkdir(parents=True, exist_ok=True)
+            (site / name).write_text(source)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tru-test-plugin\nVersion: 0.0.1\n")
+        (info / "entry_points.txt").write_text("".join(
+            f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in names.items())
+            for group, names in entry_points.items()))
+        bin_dir = str(Path(sys.executable).parent)
+        return os.environ | {"PYTHONPATH": str(site), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                             "RAY_AUTH_MODE": "disabled"}
+
+    return write

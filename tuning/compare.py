@@ -20,7 +20,10 @@ For every cell (dataset x backbone x regime of the experiment) and every listed 
    methods, the seeds on which one beats the other); ``DIR/_report.html``: the fronts.
 
 Resume: every sweep and every re-evaluation resumes from the store (``--resume``), so a
-killed driver loses no finished trial or record and none is repeated.
+killed driver loses no finished trial or record and none is repeated. The folder carries
+the compare experiment's manifest (:mod:`harness.distributed.store`) with every cell's
+sweep in it: resuming with another experiment or other settings (training, budget, a
+sweep's objectives, ...) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from harness.core.errors import UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.runner import run_experiment
-from harness.distributed.store import ResultsStore
+from harness.distributed.store import ResultsStore, identity
 from harness.protocol.records import objectives
 from methods import METHODS
 from reports.statistics import interval, paired_wins
@@ -88,20 +91,22 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
         raise UserError(f"--trials {trials}: must be >= 1")
     out = Path(out).resolve()
     store = ResultsStore(out)
-    if store.files() and not resume:
-        raise UserError(f"{out}: already holds results; pass --resume to continue the comparison, or choose another --out")
     specs = experiment.method_specs()
     cells = [(d, b, r) for d in experiment.datasets for b in experiment.backbones for r in experiment.regimes]
+    plan = [(spec, method_experiment(cell_experiment(experiment, *cell), spec)) for cell in cells for spec in specs]
+    manifest = identity(experiment, {sweep_name(mine, spec.name): mine for spec, mine in plan if tuned(spec)})
+    store.check(manifest)  # the folder of another experiment, or of other settings: refused, nothing written
+    if store.files() and not resume:
+        raise UserError(f"{out}: already holds results; pass --resume to continue the comparison, or choose another --out")
+    store.claim(manifest)
     with ray_session(experiment.ray, address, out):
-        for dataset, backbone, regime in cells:
-            cell = cell_experiment(experiment, dataset, backbone, regime)
-            for spec in specs:
-                mine = method_experiment(cell, spec)
-                if tuned(spec):
-                    run_sweep(mine, spec.name, trials, out, resume=True, address=address, progress=progress)
-                else:
-                    run_experiment(mine, out, resume=True, address=address, progress=progress,
-                                   extra={"sweep": sweep_name(mine, spec.name), "split": "test"})
+        for spec, mine in plan:
+            if tuned(spec):
+                run_sweep(mine, spec.name, trials, out, resume=True, address=address, progress=progress,
+                          manifest=manifest)
+            else:
+                run_experiment(mine, out, resume=True, address=address, progress=progress,
+                               extra={"sweep": sweep_name(mine, spec.name), "split": "test"}, manifest=manifest)
     chosen = choose(experiment, store)
     (out / "_compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
     return CompareSummary(out, len(cells), len(specs), trials, chosen)

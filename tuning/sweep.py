@@ -9,16 +9,25 @@
 2. searches with ``OptunaSearch`` given the list of objectives and the list of modes
    (metric and mode are *not* set in ``TuneConfig``, which would make it
    single-objective), a seeded TPE or NSGA-II sampler, and the study in SQLite
-   (``DIR/_study.db``, so ``optuna-dashboard sqlite:///DIR/_study.db`` opens it);
+   (``DIR/_study.db``, so ``optuna-dashboard sqlite:///DIR/_study.db`` opens it). The
+   study is named: its ``metric_names`` are the objectives, its user attributes the
+   method, dataset, backbone, regimes, development seeds, objectives, sampler and space
+   (:meth:`_Sweep.attributes`; also written to ``DIR/_sweeps/<sweep>.json`` for the
+   report), and each Optuna trial's user attribute ``trial_id`` is the Tune trial id
+   its records carry;
 3. stores every trial's records (``sweep``, ``trial_id``, ``split = "valid"``,
-   ``config``) the moment it reports, from the driver;
+   ``config``; validation figures only, :func:`tuning.trainable.run_trial`) the moment
+   it reports, from the driver; with ``progress``, a bar of trials on stderr (Tune's
+   own lines go to the run log, :func:`harness.distributed.cluster.ray_session`);
 4. takes the Pareto front of the trials' mean objectives (validation figures of the
    development tasks) and re-evaluates those configurations as ordinary jobs on the
    report seeds (``retest_seeds``, default all; ``split = "test"``): the front is chosen
    on development tasks only, the report figures are only reported.
 
 Sweeps of several methods may share one folder (and so one report and one study file);
-a folder that already holds this sweep needs ``--resume``.
+a folder that already holds this sweep needs ``--resume``, and a folder made by another
+experiment or with other settings (its manifest, :mod:`harness.distributed.store`) is
+refused.
 
 Resume (``--resume`` after the driver was killed): trials the study still shows as
 running are marked failed; trials stored as records but not completed in the study are
@@ -28,11 +37,12 @@ told to it; the search runs ``trials - stored`` more, so the sweep ends with exa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,17 +50,19 @@ import numpy as np
 import optuna
 import pandas as pd
 import ray
+from optuna.distributions import distribution_to_json
 from optuna.samplers import TPESampler
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
+from tqdm import tqdm
 
 from harness.core.errors import UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.host import start_hosts
 from harness.distributed.runner import run_experiment
-from harness.distributed.store import ResultsStore
+from harness.distributed.store import ResultsStore, identity, with_sweep
 from harness.protocol.records import Objective, objectives
 from methods import METHODS
 from reports.pareto import pareto_mask
@@ -121,7 +133,12 @@ def nearest_to_retraining(front: pd.DataFrame, objs: list[Objective]) -> pd.Seri
 
 
 def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path, *, resume: bool = False,
-              address: str | None = None, progress: bool = True, retest: bool = True) -> SweepSummary:
+              address: str | None = None, progress: bool = True, retest: bool = True,
+              manifest: dict | None = None) -> SweepSummary:
+    """Steps 1-4 of the module docstring. ``manifest``: the store identity of the folder's
+    experiment (default ``experiment``'s; ``tru compare`` passes its own), to which this
+    sweep's settings are added; a folder of another experiment, other settings or another
+    run of this sweep with other settings is refused before anything is written."""
     for key in ("datasets", "backbones"):
         if len(getattr(experiment, key)) != 1:
             raise UserError(f"tru tune: the experiment must name exactly one dataset and backbone "
@@ -132,10 +149,13 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
     store = ResultsStore(out)
     sweep = _Sweep(experiment, method, trials, out, store, sweep_name(experiment, method),
                    objectives(experiment.tune.objectives), address, progress)
+    sweep.manifest = with_sweep(manifest or identity(experiment), sweep.name, experiment)
+    store.check(sweep.manifest)
     sweep.done = trial_records(store, sweep.name)
     if len(sweep.done) and not resume:
         raise UserError(f"{out}: already holds sweep '{sweep.name}'; pass --resume to continue it, or choose another --out")
     search_space(METHODS.get(method), [], experiment.tune.space)  # a bad override fails before any work
+    store.claim(sweep.manifest)
     with ray_session(experiment.ray, address, out):
         sweep.search()
         return sweep.summary(retest)
@@ -156,6 +176,7 @@ class _Sweep:
     address: str | None
     progress: bool
     done: pd.DataFrame | None = None  # the trial records stored before this call
+    manifest: dict | None = None  # the store identity the folder carries (harness.distributed.store)
 
     def search(self) -> None:
         """Run the trials still missing on model-host actors (steps 1-3 of the module docstring)."""
@@ -171,13 +192,15 @@ class _Sweep:
             storage = optuna.storages.RDBStorage(f"sqlite:///{self.out / '_study.db'}")
             tasks = len(seeds) * len(experiment.regimes)
             stored = _reconcile(storage, self.name, self.done, space, self.objectives, tasks)
+            annotate_study(optuna.load_study(study_name=self.name, storage=storage), self.attributes(space))
+            write_sweep_info(self.out, self.name, self.attributes(space) | {"trials": self.trials})
             remaining = self.trials - stored
             LOG.info("sweep %s: %d trials stored, %d to run; space %s", self.name, stored, remaining,
                      sorted(space))
             if remaining <= 0:
                 return
             sampler_cls = TPESampler if settings.sampler == "tpe" else PicklableNSGAIISampler
-            searcher = OptunaSearch(
+            searcher = _NamedOptunaSearch(
                 space, metric=[o.name for o in self.objectives], mode=[o.mode for o in self.objectives],
                 sampler=sampler_cls(seed=settings.seed + stored), study_name=self.name, storage=storage,
             )
@@ -186,21 +209,36 @@ class _Sweep:
                 run_trial, pools=pools, hosts=hosts, experiment=experiment, dataset=dataset, backbone=backbone,
                 method=self.method, fixed=fixed, objective_names=settings.objectives, sweep=self.name,
             )
-            tuner = tune.Tuner(
-                tune.with_resources(trainable, {"cpu": 0, "memory": 64 * 2**20}),  # the work runs on the hosts
-                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
-                                            max_concurrent_trials=experiment.resources.actors_per_model,
-                                            reuse_actors=True),
-                run_config=tune.RunConfig(name=self.name, storage_path=str(self.out / "_tune"), verbose=0,
-                                          callbacks=[_StoreWriter(self.store)],
-                                          progress_reporter=None if self.progress else _Silent()),
-            )
-            quiet = {} if self.progress else {"RAY_AIR_NEW_OUTPUT": "0"}  # the new output prints even at verbose=0
-            with _environ(quiet):
+            with tqdm(total=self.trials, initial=stored, desc=self.name, unit="trial", disable=not self.progress,
+                      dynamic_ncols=True, file=sys.stderr) as bar:
+                tuner = tune.Tuner(
+                    tune.with_resources(trainable, {"cpu": 0, "memory": 64 * 2**20}),  # the work runs on the hosts
+                    tune_config=tune.TuneConfig(search_alg=searcher, num_samples=remaining,
+                                                max_concurrent_trials=experiment.resources.actors_per_model,
+                                                reuse_actors=True),
+                    # verbose=0: no per-trial tables; what Tune still prints on stdout (its box, the
+                    # TensorBoard hint) goes to the run log (harness.distributed.cluster.ray_session)
+                    run_config=tune.RunConfig(name=self.name, storage_path=str(self.out / "_tune"), verbose=0,
+                                              callbacks=[_StoreWriter(self.store, bar)]),
+                )
                 tuner.fit()
         finally:
             for host in (h for group in hosts.values() for h in group):
                 ray.kill(host)
+
+    def attributes(self, space: dict) -> dict:
+        """What the study and the report say about this sweep: method, dataset, backbone,
+        regimes, development seeds, objectives (name and mode), sampler and seed, and the
+        search space (each dimension's Optuna distribution as JSON)."""
+        settings = self.experiment.tune
+        return {"sweep": self.name, "method": self.method, "dataset": Path(self.experiment.datasets[0]).name,
+                "backbone": self.experiment.backbones[0],
+                "regimes": [r.model_dump() for r in self.experiment.regimes],
+                "development_seeds": list(self.experiment.development_seeds),
+                "objectives": [{"name": o.name, "mode": o.mode} for o in self.objectives],
+                "sampler": settings.sampler, "sampler_seed": settings.seed,
+                "space": {name: distribution_to_json(d) for name, d in sorted(space.items())},
+                "study": f"sqlite:///{self.out / '_study.db'}"}
 
     def summary(self, retest: bool) -> SweepSummary:
         """The Pareto front of every stored trial, re-evaluated on the report seeds
@@ -213,7 +251,7 @@ class _Sweep:
             seeds = self.experiment.tune.retest_seeds or self.experiment.report_seeds
             derived = self.experiment.model_copy(update={"methods": specs, "report_seeds": seeds})
             retested = run_experiment(derived, self.out, resume=True, address=self.address, progress=self.progress,
-                                      extra={"sweep": self.name, "split": "test"}).done
+                                      extra={"sweep": self.name, "split": "test"}, manifest=self.manifest).done
         trials, before = records["trial_id"].nunique(), self.done["trial_id"].nunique()
         return SweepSummary(self.name, trials, trials - before, front, retested)
 
@@ -237,34 +275,55 @@ def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[
         values = [row[o.name] for o in objs]
         if any(math.isnan(v) for v in values) or set(config) != set(space):
             continue
-        study.add_trial(optuna.trial.create_trial(params=config, distributions=space, values=values))
+        study.add_trial(optuna.trial.create_trial(params=config, distributions=space, values=values,
+                                                  user_attrs={"trial_id": row["trial_id"]}))
     return len(trials)
 
 
-@contextlib.contextmanager
-def _environ(values: dict):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+def annotate_study(study: optuna.Study, attributes: dict) -> None:
+    """Name the study's objectives (``metric_names``, so optuna-dashboard shows them) and
+    store ``attributes`` (:meth:`_Sweep.attributes`) as its user attributes."""
+    names = [o["name"] for o in attributes["objectives"]]
+    if study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    for key, value in attributes.items():
+        study.set_user_attr(key, value)
+
+
+def write_sweep_info(out: Path, sweep: str, info: dict) -> Path:
+    """``out/_sweeps/<sweep>.json``: what the report states about a sweep (objectives,
+    trials asked, space, sampler, study path), written atomically."""
+    folder = out / "_sweeps"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sweep}.json"
+    temporary = folder / f".{sweep}.json.tmp"
+    temporary.write_text(json.dumps(info, indent=1, sort_keys=True))
+    os.replace(temporary, path)
+    return path
+
+
+class _NamedOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that stores each trial's Tune ``trial_id`` (the id its records
+    carry) as the Optuna trial's user attribute ``trial_id``."""
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        trial = getattr(self, "_ot_trials", {}).get(trial_id)
+        if trial is not None:
+            trial.set_user_attr("trial_id", trial_id)
+        return config
 
 
 class _StoreWriter(tune.Callback):
-    """Driver side: store each trial's record the moment it reports."""
+    """Driver side: store each trial's records the moment it reports; count it on ``bar``."""
 
-    def __init__(self, store: ResultsStore):
+    def __init__(self, store: ResultsStore, bar=None):
         self.store = store
+        self.bar = bar
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.store.append(json.loads(result["records"]))
-
-
-class _Silent(tune.ProgressReporter):
-    def should_report(self, trials, done=False):
-        return False
-
-    def report(self, trials, done, *sys_info):
-        pass
+        if self.bar is not None:
+            self.bar.update(1)

@@ -6,6 +6,11 @@ never wait on each other), it leases a host of that seed from the seed's
 :class:`HostPool`, sends the seed's jobs (one per regime) and, once all are back, reports
 the objectives (each the mean over the tasks) and the records (JSON; the driver stores
 them), and gives the hosts back.
+
+A trial is chosen on validation figures only, so its records carry none of the test
+split: every test figure of the method and of its references (:data:`TEST_FIGURES`) is
+blanked (null in the store) before the record leaves the trial. Test figures exist only
+for the re-evaluated front (``split = "test"``, :meth:`tuning.sweep._Sweep.summary`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,18 @@ import ray
 from ray import tune
 
 from harness.distributed.experiment import make_job
-from harness.protocol.records import objectives
+from harness.protocol.records import METRICS, REFERENCES, objectives
 from methods import METHODS
 from tuning.space import params_from
+
+
+#: the figures a trial record must not carry: every metric read on the test split
+TEST_FIGURES = tuple(name for name in METRICS + REFERENCES if "test_" in name)
+
+
+def validation_only(record: dict) -> dict:
+    """``record`` with every test figure (:data:`TEST_FIGURES`) blanked."""
+    return record | {name: None for name in TEST_FIGURES if name in record}
 
 
 @ray.remote(num_cpus=0)
@@ -52,7 +66,7 @@ def run_trial(config: dict, *, pools: dict, hosts: dict, experiment, dataset: st
             for regime in experiment.regimes:
                 job = make_job(experiment, dataset, backbone, seed, regime, method, params, extra)
                 pending.append(hosts[seed][index].run.remote(job))
-        records = ray.get(pending)
+        records = [validation_only(r) for r in ray.get(pending)]
     finally:
         for seed, index in leases:
             pools[seed].release.remote(index)

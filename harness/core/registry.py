@@ -3,6 +3,9 @@
 Built-ins register with the same decorator a third party uses; outside packages add
 an entry point in the group (``tru.methods``, ``tru.backbones``) whose value is the
 class. Entry points are loaded lazily, the first time a name is looked up or listed.
+The package that owns a registry calls :meth:`Registry.seal_builtins` once its own
+classes are registered, so "the built-ins" (an experiment's ``methods = "all"``) never
+grow with whatever else happens to be installed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class Registry:
         self.kind = kind
         self.group = entry_point_group
         self._items: dict[str, type] = {}
+        self._builtins: tuple[str, ...] = ()
         self._entry_points_loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -46,9 +50,25 @@ class Registry:
             if ep.name not in self._items:
                 self.register(ep.name)(cls)
 
+    def seal_builtins(self) -> None:
+        """Record the names registered so far as the built-ins (called by the package that
+        owns the registry, after importing its own modules)."""
+        self._builtins = tuple(sorted(self._items))
+
     def names(self) -> list[str]:
+        """Every registered name: built-ins, decorated plugins and entry points."""
         self._load_entry_points()
         return sorted(self._items)
+
+    def builtin_names(self) -> list[str]:
+        """The names :meth:`seal_builtins` recorded: no plugin, however it registered."""
+        return list(self._builtins)
+
+    def name_of(self, cls: type) -> str:
+        """The name ``cls`` is registered under (loading the entry points first, so a
+        plugin class imported directly from its package is found), or ``""``."""
+        self._load_entry_points()
+        return next((name for name, item in self._items.items() if item is cls), "")
 
     def get(self, name: str) -> type:
         if name not in self._items:

@@ -8,6 +8,13 @@ kept out of the terminal. The run's log (``_logs/run.log`` in the run folder) na
 Ray's session folder; when the run started that Ray itself, the workers' (actors')
 non-empty output is copied to ``_logs/ray/`` before it shuts down. :func:`ray_session`
 is the one place that does all of it around a run or a sweep.
+
+Stdout carries only what a command promises (its JSON, its summary and paths), so inside
+a session the driver's ``sys.stdout`` is the run log (:class:`LogStream`): Ray prints
+the raylet's messages (``(raylet) ... killed by ray.kill``, a dead worker) from a
+background thread on ``sys.stdout`` whatever ``log_to_driver`` says, and Tune's output
+engine prints its "Configuration for experiment" box and TensorBoard hint with
+``print`` even at ``verbose=0``. Both land in ``_logs/run.log``, prefixed ``stdout:``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
+import threading
 from pathlib import Path
 
 import ray
@@ -87,16 +96,54 @@ def logging_to(folder: Path):
         handler.close()
 
 
+class LogStream:
+    """A write-only text stream that sends each complete line to the ``tru`` logger
+    (``stdout: line``, colour codes stripped); what the driver prints on ``sys.stdout``
+    during a session, from any thread."""
+
+    _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self):
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            lines = (self._pending + text).split("\n")
+            self._pending = lines.pop()
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            line, self._pending = self._pending, ""
+        self._emit(line)
+
+    def _emit(self, line: str) -> None:
+        line = self._ANSI.sub("", line).rstrip()
+        if line.strip():
+            LOG.info("stdout: %s", line)
+
+    def isatty(self) -> bool:
+        return False
+
+
 @contextlib.contextmanager
 def ray_session(settings: RaySettings, address: str | None, out: Path):
     """The ``with`` block of a run or a sweep writing into ``out``: the ``tru`` log goes to
-    ``out/_logs/run.log``; Ray is joined or started (:func:`connect`); on leaving, a Ray
-    this block started keeps its workers' output in ``out/_logs/ray/`` and shuts down."""
+    ``out/_logs/run.log``, and so does what the driver prints on stdout meanwhile (Ray's
+    and Tune's lines, the module docstring); Ray is joined or started (:func:`connect`); on
+    leaving, a Ray this block started keeps its workers' output in ``out/_logs/ray/`` and
+    shuts down (the raylet's last messages still reach the log, not the terminal)."""
     with logging_to(out / "_logs"):
-        started = connect(settings, address)
-        try:
-            yield
-        finally:
-            if started:
-                keep_worker_logs(out / "_logs" / "ray")
-                ray.shutdown()
+        stream = LogStream()
+        with contextlib.redirect_stdout(stream):
+            started = connect(settings, address)
+            try:
+                yield
+            finally:
+                if started:
+                    keep_worker_logs(out / "_logs" / "ray")
+                    ray.shutdown()
+                stream.flush()

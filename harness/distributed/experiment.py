@@ -7,7 +7,7 @@ training settings, the shared unlearning budget and the resources of each actor:
     backbones = ["mgcn"]
     report_seeds = [0, 1, 2]           # what `tru run` and every reported table measure
     development_seeds = [100]          # what tuning and every "chosen" configuration read
-    methods = "all"                    # or [[methods]] tables: name = "tru", params = {...}
+    methods = "all"                    # the built-ins; "all+plugins"; or [[methods]] tables: name = "tru", params = {...}
 
     [[regimes]]
     regime = "interaction"             # interaction | user | item
@@ -107,7 +107,8 @@ class Experiment(_Strict):
     report_seeds: list[int] = Field([0], min_length=1, description="seeds of `tru run` and of every reported table")
     development_seeds: list[int] = Field([100], min_length=1, description="seeds tuning and selection read")
     regimes: list[RegimeSpec] = Field(min_length=1)
-    methods: Literal["all"] | list[MethodSpec] = "all"
+    methods: Literal["all", "all+plugins"] | list[MethodSpec] = Field(
+        "all", description='"all": the built-in methods; "all+plugins": every registered one; or a list')
     training: dict[str, Any] = Field(default_factory=dict)
     hparams: dict[str, dict[str, Any]] = Field(default_factory=dict, description="backbone -> hyperparameters")
     budget: Budget = Budget()
@@ -117,6 +118,14 @@ class Experiment(_Strict):
     tune: TuneSettings = TuneSettings()
     plugins: list[str] = Field(default_factory=list, description="modules imported by the driver and every actor")
     cache_dir: str = str(DEFAULT_CACHE)
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods_word(cls, value):
+        if not isinstance(value, list) and value not in ("all", "all+plugins"):
+            raise ValueError('must be "all" (the built-in methods), "all+plugins" (every registered one) or a '
+                             "list of {name, params} tables")
+        return value
 
     @field_validator("report_seeds", "development_seeds")
     @classmethod
@@ -151,7 +160,12 @@ class Experiment(_Strict):
         return value
 
     def method_specs(self) -> list[MethodSpec]:
+        """``"all"``: the built-in methods at their defaults, never an installed plugin (an
+        experiment's grid must not change with the environment); ``"all+plugins"``: every
+        registered method, entry points and ``plugins`` modules included; else the list."""
         if self.methods == "all":
+            return [MethodSpec(name=name) for name in METHODS.builtin_names()]
+        if self.methods == "all+plugins":
             return [MethodSpec(name=name) for name in METHODS.names()]
         return list(self.methods)
 

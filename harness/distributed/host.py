@@ -14,6 +14,7 @@ it (Ray sets the device visibility of the actor's process; the harness never doe
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import socket
 from pathlib import Path
@@ -22,11 +23,13 @@ import ray
 import torch
 
 from harness.core.devices import pick_device
+from backbones import BACKBONES
 from harness.data.datasets import load_dataset
 from harness.data.regimes import make_task
 from harness.distributed.experiment import Job, RegimeSpec
 from harness.protocol import records
 from harness.protocol.models import build_backbone
+from harness.protocol.training import TrainConfig
 from harness.protocol.unlearning import RETRAIN2_SEED_OFFSET, References, prepare, run_method, train_reference
 from methods import Budget
 
@@ -63,6 +66,14 @@ class ModelHost:
         """The parameter branches the backbone names (a sweep's per-branch dimensions)."""
         return list(build_backbone(self.backbone, self.dataset, self.seed, self.hparams).branches())
 
+    def settings(self) -> str:
+        """What this host's records are measured under (JSON): the effective training
+        settings (the backbone's defaults with the experiment's overrides), the backbone
+        hyperparameters, the shared budget and the audit size."""
+        training = TrainConfig.for_backbone(BACKBONES.get(self.backbone), **self.training).model_dump()
+        return json.dumps({"training": training, "hparams": self.hparams, "budget": self.budget.shared(),
+                           "audit_size": self.audit_size}, sort_keys=True, default=str)
+
     def warm(self, regime: RegimeSpec | None, second: bool = False) -> None:
         """Train into the model cache (or find there) the original (``regime`` None), the
         retrained reference of a forget task or (``second``) its second retrain, so that
@@ -88,8 +99,10 @@ class ModelHost:
         """Run ``job``; the record carries its ``run_key``, device and node. A failure of
         the task or of the method becomes a ``status: error`` record."""
         try:
-            record = run_method(self.refs(job), job.method, job.params, self.budget) | job.extra | {
-                "run_key": job.run_key, "experiment": self.experiment}
+            refs = self.refs(job)
+            record = run_method(refs, job.method, job.params, self.budget) | job.extra | {
+                "run_key": job.run_key, "experiment": self.experiment, "settings": self.settings(),
+                "forget_pairs": len(refs.task.forget)}
         except Exception as exc:  # the task or the references failed: a record, not a crash
             record = job_error_record(job, self.experiment, f"{type(exc).__name__}: {exc}", self.dataset.name)
         return record | {"device": str(self.device), "node": self.info()["node"], "restarted": _restarted()}

@@ -33,7 +33,7 @@ from harness.core.errors import UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, Job, expand
 from harness.distributed.host import job_error_record, start_hosts
-from harness.distributed.store import ResultsStore
+from harness.distributed.store import ResultsStore, identity
 
 LOG = logging.getLogger("tru")
 
@@ -67,17 +67,24 @@ def pending_jobs(experiment: Experiment, store: ResultsStore, extra: dict | None
 
 
 def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = False, address: str | None = None,
-                   progress: bool = True, extra: dict | None = None) -> RunSummary:
+                   progress: bool = True, extra: dict | None = None, manifest: dict | None = None) -> RunSummary:
     """Run every job of ``experiment`` not yet stored in ``out``; see the module docstring.
-    ``extra``: fields added to every record (and to its ``run_key``)."""
+    ``extra``: fields added to every record (and to its ``run_key``). ``manifest``: the
+    store identity ``out`` must carry (:func:`harness.distributed.store.identity`; default
+    ``experiment``'s own; a sweep or ``tru compare`` passes the one of the experiment the
+    folder belongs to). A folder of another experiment or other settings is refused before
+    anything is written."""
     out = Path(out)
     store = ResultsStore(out)
+    manifest = manifest or identity(experiment)
+    store.check(manifest)
     if store.files() and not resume:
         raise UserError(f"{out}: already holds results; pass --resume to add the missing ones, or choose another --out")
     todo, skipped = pending_jobs(experiment, store, extra)
     summary = RunSummary(out, total=len(todo) + skipped, skipped=skipped)
     if not todo:
         return summary
+    store.claim(manifest)
     with ray_session(experiment.ray, address, out):
         _run(experiment, todo, store, summary, progress)
     return summary

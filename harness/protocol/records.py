@@ -5,7 +5,10 @@ A record is a flat ``dict`` made by :func:`harness.protocol.unlearning.run_metho
 :func:`error_record` for a job that produced no measurements): the identity
 (:data:`IDENTITY`), ``status`` (``ok`` / ``error``) and ``error``, the measurements
 (:data:`METRICS`, the references' figures :data:`REFERENCES`, :data:`SCALARS`), and
-provenance. Sweeps add ``sweep``, ``trial_id``, ``config`` and ``split``.
+provenance. Sweeps add ``sweep``, ``trial_id``, ``config`` and ``split``. The model host
+adds ``settings`` (JSON: the effective training settings, the backbone hyperparameters,
+the shared budget, the audit size) and ``forget_pairs`` (``|D_f|``), so a report states
+what its figures were measured under.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ SCHEMA = pa.schema(
      ("selection", pa.string()), ("ratio", pa.float64()), ("method", pa.string()), ("params", pa.string()),
      ("status", pa.string()), ("error", pa.string()), ("audit_split", pa.string())]
     + [(name, pa.float64()) for name in METRICS + REFERENCES + SCALARS]
-    + [("decisions", pa.string()), ("data_fingerprint", pa.string()), ("code_version", pa.string()),
+    + [("decisions", pa.string()), ("settings", pa.string()), ("forget_pairs", pa.int64()),
+       ("data_fingerprint", pa.string()), ("code_version", pa.string()),
        ("device", pa.string()), ("node", pa.string()), ("restarted", pa.bool_()),
        ("started_at", pa.string()), ("finished_at", pa.string())]
 )

@@ -3,8 +3,8 @@ import math
 import pandas as pd
 import pytest
 
-from reports.tables import (FIELDS, X, Y, fronts, hypervolumes, method_table, points, reference_rows, references,
-                            tidy)
+from reports.tables import (FIELDS, X, Y, config_labels, fronts, hypervolumes, method_table, points, reference_rows,
+                            references, settings_block, tidy, trial_points, trial_references)
 from tests.reports.conftest import NO_RETRAIN2, rec
 
 
@@ -15,7 +15,7 @@ def test_axes_are_forget_ks_and_test_ndcg():
 
 def test_table_means_stds_intervals_labels_and_order(records):
     table = method_table(tidy(records))
-    assert list(table["label"]) == ["graph_edit", "mmrecun", "tru", "tru front #1", "tru-no-gate"]
+    assert list(table["label"]) == ["graph_edit", "mmrecun", "tru", "tru front: lr=0.03", "tru-no-gate"]
     row = table.set_index("label").loc["graph_edit"]
     assert row["seeds"] == 2
     assert row["retain_test_ndcg@20"] == pytest.approx(0.141)
@@ -94,3 +94,55 @@ def test_references(records):
     assert ref["retrain_forget_ks"] == 0.0 and ref["retrain_agreement@20"] == 1.0
     assert ref["retrain2_forget_ks"] == pytest.approx(0.05) and ref["original_forget_ks"] == pytest.approx(0.61)
     assert ref["retrain2_retain_test_ndcg@20"] == pytest.approx(0.129)
+
+
+def test_configurations_are_labelled_with_their_parameters_not_numbers():
+    frame = pd.DataFrame([rec("mmrecun", params='{"lr": 0.01, "lambda_f": 1.0}'),
+                          rec("mmrecun", params='{"lr": 0.0312345, "lambda_f": 1.0}'),
+                          rec("tru", params='{"lr": 0.02, "scales": {"image": 0.5}}', sweep="s", split="test"),
+                          rec("tru", params='{"lr": 0.05, "scales": {"image": 0.5}}', sweep="s", split="valid",
+                              trial_id="t1"),
+                          rec("tru", params='{"lr": 0.02, "scales": {"image": 0.7}}', sweep="s", split="valid",
+                              trial_id="t2")])
+    labels = list(method_table(tidy(frame))["label"])
+    # only what tells them apart; a front configuration by the dimensions its sweep's trials searched
+    assert labels == ["mmrecun: lr=0.01", "mmrecun: lr=0.0312", "tru front: lr=0.02, scales.image=0.5"]
+    assert not any("#" in label for label in labels)
+
+
+def test_labels_that_still_coincide_are_numbered():
+    assert config_labels(['{"lr": 0.01}', '{"lr": 0.0100001}']) == {'{"lr": 0.01}': "lr=0.01 #1",
+                                                                   '{"lr": 0.0100001}': "lr=0.01 #2"}
+
+
+def test_settings_block_states_what_the_records_were_measured_under(records):
+    block = dict(settings_block(tidy(records)))
+    assert block["training epochs (max)"] == "3"
+    assert block["training"] == "batch_size=64, lr=0.001"
+    assert block["unlearning budget"] == "batch_size=1024, epochs=5"
+    assert block["audit size"] == "2000"
+    assert block["user: ratio, forget-set size"] == "0.2; |D_f| 40"
+    assert block["code version"].startswith("graph_edit 0.1.0+abc; mmrecun 0.1.0+abc")
+    assert block["date"] == "2026-12-01 10:00 to 2026-12-02 10:05 UTC"
+
+
+def test_settings_block_of_records_that_carry_no_settings_says_so():
+    frame = pd.DataFrame([rec("tru", settings=None, forget_pairs=None)])
+    block = dict(settings_block(tidy(frame)))
+    assert block["training epochs (max)"] == "not recorded" and block["user: ratio, forget-set size"] == "0.2; |D_f| not recorded"
+
+
+def test_trial_points_read_validation_figures_only():
+    frame = pd.DataFrame([
+        rec("tru", 100, ks=0.3, params='{"lr": 0.01}', sweep="s", split="valid", trial_id="t1",
+            **{"retain_valid_ndcg@20": 0.0931, "retain_test_ndcg@20": 0.09825}),
+        rec("tru", 101, ks=0.5, params='{"lr": 0.01}', sweep="s", split="valid", trial_id="t1",
+            **{"retain_valid_ndcg@20": 0.0951, "retain_test_ndcg@20": None}),
+        rec("tru", 0, params='{"lr": 0.01}', sweep="s", split="test")])
+    pts = trial_points(tidy(frame))
+    assert len(pts) == 1 and "retain_test_ndcg@20" not in pts
+    row = pts.iloc[0]
+    assert row["retain_valid_ndcg@20"] == pytest.approx(0.0941) and row["forget_ks"] == pytest.approx(0.4)
+    assert row["seeds"] == 2 and bool(row["front"])  # re-evaluated on report seeds: on the validation front
+    ref = trial_references(tidy(frame)).iloc[0]
+    assert ref["original_retain_valid_ndcg@20"] == pytest.approx(0.125) and ref["retrain_forget_ks"] == 0.0

@@ -48,6 +48,55 @@ def test_six_trial_two_objective_sweep_and_its_front(ray_local, experiment_file,
     study = optuna.load_study(study_name=summary.sweep, storage=f"sqlite:///{out / '_study.db'}")
     assert len(study.directions) == 2  # really multi-objective
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 6
+    assert_named_study(study, exp, "tru", records)
+
+
+def assert_named_study(study, experiment, method, records):
+    """The study names its objectives, says what it sweeps, and links each trial to its records."""
+    assert study.metric_names == list(experiment.tune.objectives)
+    attrs = study.user_attrs
+    assert attrs["method"] == method and attrs["dataset"] == "tiny" and attrs["backbone"] == "lightgcn"
+    assert attrs["regimes"] == [r.model_dump() for r in experiment.regimes]
+    assert [o["name"] for o in attrs["objectives"]] == list(experiment.tune.objectives)
+    assert set(attrs["space"]) == set(json.loads(records["config"].iloc[0])) and attrs["sampler"] == experiment.tune.sampler
+    linked = {t.user_attrs.get("trial_id") for t in study.trials}
+    assert set(records["trial_id"]) <= linked
+
+
+def test_trial_records_carry_no_test_figures(ray_local, experiment_file, tmp_path):
+    """A trial is chosen on validation: its records hold no test figure, its re-test does."""
+    exp = load_experiment(experiment_file(**ONE_CELL))
+    out = tmp_path / "out"
+    summary = run_sweep(exp, "mmrecun", 2, out, progress=False)
+    frame = pd.read_parquet(out)
+    trials, retest = frame[frame["split"] == "valid"], frame[frame["split"] == "test"]
+    assert len(trials) == 2 and len(retest) == summary.retested >= 1
+    test_fields = [c for c in frame.columns if "test_" in c]
+    assert "retain_test_ndcg@20" in test_fields and "retrain_retain_test_ndcg@20" in test_fields
+    assert trials[test_fields].isna().all().all()
+    assert trials["retain_valid_ndcg@20"].notna().all() and retest["retain_test_ndcg@20"].notna().all()
+    assert trials["forget_pairs"].gt(0).all() and json.loads(trials["settings"].iloc[0])["training"]["max_epochs"] == 3
+    info = json.loads((out / "_sweeps" / f"{summary.sweep}.json").read_text())
+    assert info["trials"] == 2 and info["study"] == f"sqlite:///{out / '_study.db'}"
+
+
+def test_tune_prints_only_its_promised_lines_on_stdout(experiment_file, tmp_path):
+    """Tune's box, its TensorBoard hint and Ray's lines go to the run log, not stdout."""
+    path = experiment_file(**(ONE_CELL | {"resources": "{actors_per_model = 1, num_cpus = 1, num_gpus = 0}"}))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "tune", str(path), "--method", "mmrecun",
+                             "--trials", "2", "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("sweep exp-mmrecun: 2 trials stored (2 run now); validation Pareto front: ")
+    assert all(line.startswith("  trial ") for line in lines[1:-2]) and len(lines) >= 4
+    assert lines[-2].startswith(f"results: {out}") and lines[-1] == f"report: {out / '_report.html'}"
+    log = (out / "_logs" / "run.log").read_text()
+    assert "stdout: " in log and "Configuration for experiment" in log and "Configuration for" not in result.stdout
+    import optuna
+
+    study = optuna.load_study(study_name="exp-mmrecun", storage=f"sqlite:///{out / '_study.db'}")
+    assert study.metric_names == ["retain_valid_ndcg@20", "forget_ks"]
 
 
 def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_path):
@@ -93,6 +142,10 @@ def test_resume_after_the_driver_is_killed_runs_exactly_n_trials(experiment_file
     records = trial_records(ResultsStore(out), "exp-mmrecun")
     assert len(records) == 6 and records["trial_id"].is_unique
     assert records["config"].nunique() == 6  # no configuration repeated
+    import optuna
+
+    study = optuna.load_study(study_name="exp-mmrecun", storage=f"sqlite:///{out / '_study.db'}")
+    assert_named_study(study, load_experiment(path), "mmrecun", records)  # trials told on resume are linked too
 
 
 def test_a_trial_averages_its_development_seeds_and_regimes(ray_local, experiment_file, tmp_path):

@@ -28,3 +28,23 @@ def test_summary_is_the_first_paragraph_of_the_class_docstring_on_one_line():
                                                 "hyperparameters": {}}
     with pytest.raises(UserError, match=r"unknown thing 'nope' \(valid: bare, documented\)"):
         registry.get("nope")
+
+
+def test_builtins_are_sealed_and_a_class_finds_its_name():
+    registry = Registry("thing", "tru.tests.things")
+
+    @registry.register("own")
+    class Own:
+        pass
+
+    registry.seal_builtins()
+
+    @registry.register("later")
+    class Later:
+        pass
+
+    class Stray:
+        pass
+
+    assert registry.builtin_names() == ["own"] and registry.names() == ["later", "own"]
+    assert registry.name_of(Later) == "later" and registry.name_of(Stray) == ""

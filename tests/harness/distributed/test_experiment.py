@@ -30,7 +30,7 @@ def test_all_methods_and_relative_dataset(experiment_file, tiny_folder):
     exp = load_experiment(path)
     from methods import METHODS
 
-    assert {j.method for j in expand(exp)} == set(METHODS.names())
+    assert {j.method for j in expand(exp)} == set(METHODS.builtin_names())
     assert exp.datasets == [str(tiny_folder.resolve())]
     assert exp.name == "exp"
 
@@ -41,7 +41,7 @@ def test_quickstart_is_valid():
     assert {r.regime for r in exp.regimes} == {"interaction", "user", "item"}
     from methods import METHODS
 
-    assert len(expand(exp)) == 3 * len(METHODS.names())
+    assert len(expand(exp)) == 3 * len(METHODS.builtin_names())
 
 
 @pytest.mark.parametrize(

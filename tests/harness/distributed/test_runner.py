@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from harness.core.errors import UserError
 from harness.distributed.experiment import expand, load_experiment
 from harness.distributed.runner import run_experiment
-from harness.distributed.store import ResultsStore
+from harness.distributed.store import MANIFEST, ResultsStore
 
 FAULTS = '[{name = "graph_edit"}, {name = "fault-raise"}, {name = "fault-crash-once", params = {marker = "MARKER"}}]'
 
@@ -25,6 +26,8 @@ def test_run_then_resume_skips_exactly_what_is_stored(ray_local, experiment_file
     assert sorted(frame["run_key"]) == sorted(j.run_key for j in expand(exp))
     assert set(frame["status"]) == {"ok"} and set(frame["experiment"]) == {"exp"}
     assert (out / "_logs" / "run.log").read_text().count(": ok") == 4
+    manifest = json.loads((out / MANIFEST).read_text())  # the folder knows its experiment and settings
+    assert manifest["experiment"] == "exp" and manifest["training"] == {"max_epochs": 3, "batch_size": 64}
 
     with pytest.raises(UserError, match="already holds results; pass --resume"):
         run_experiment(exp, out, progress=False)

@@ -5,19 +5,49 @@ import textwrap
 import pytest
 
 from methods import METHODS
-from harness.protocol.conformance import check_method
-
-BUILTINS = ["retrain", "graph_edit", "finetune", "neggrad", "neggrad_plus", "mmrecun"]
-
-
-@pytest.mark.parametrize("name", BUILTINS)
-def test_every_builtin_method_conforms(name):
-    check_method(METHODS.get(name))
+from harness.protocol.conformance import ConformanceError, check_method
+from harness.protocol.conformance_suite import MethodConformance
+from methods.base import UnlearningMethod
 
 
-@pytest.mark.parametrize("name", ["mmrecun", "neggrad_plus"])
-def test_reverse_methods_conform_on_a_content_backbone(name):
-    check_method(METHODS.get(name), backbone="mgcn", regime="user")
+class TestBuiltinMethods(MethodConformance):
+    """Every built-in method passes the shipped suite (one named test per rule)."""
+
+    methods = METHODS.builtin_names()
+
+
+class TestReverseMethodsOnAContentBackbone(MethodConformance):
+    methods = ["mmrecun", "neggrad_plus"]
+    backbones = ["mgcn"]
+    regimes = ["user"]
+
+
+def test_check_method_prints_each_rule_and_names_every_failure():
+    import methods.faults  # noqa: F401  (registers fault-raise, a method that raises)
+
+    lines = []
+    with pytest.raises(ConformanceError) as failure:
+        check_method("fault-raise", out=lines.append)
+    message = str(failure.value)
+    assert message.startswith("fault-raise-lightgcn-interaction: 5 of 10 rules failed: ")
+    for rule in ("unlearn_runs", "returns_a_backbone", "same_names_and_shapes", "finite_scores", "deterministic"):
+        assert f"{rule}: unlearn raised RuntimeError: fault-raise: raised on purpose (at " in message
+        assert any(line.startswith(f"FAIL {rule}: unlearn raised RuntimeError") for line in lines)
+    assert "ok   registered" in lines and "ok   task_untouched" in lines and len(lines) == 10
+
+    lines.clear()
+    check_method(METHODS.get("graph_edit"), out=lines.append)
+    assert lines[-1] == "graph_edit-lightgcn-interaction: all 10 conformance rules pass"
+
+
+def test_an_unregistered_class_is_a_named_failure():
+    class Stray(UnlearningMethod):
+        def unlearn(self, model, task, budget):
+            return model
+
+    with pytest.raises(ConformanceError, match=r"registered: Stray is not registered: add an entry point in the "
+                                               r"group 'tru.methods' or decorate it"):
+        check_method(Stray, out=None)
 
 
 def test_unknown_method_lists_valid_names():
@@ -70,7 +100,7 @@ def test_outside_plugin_registers_through_an_entry_point(tmp_path):
         from methods import METHODS
         from harness.protocol.conformance import check_method
         cls = METHODS.get("noop_plugin")
-        check_method(cls)
+        check_method(cls, out=None)
         print(cls.__name__, "noop_plugin" in METHODS.names())
     ''')
     env_path = f"{target}"
