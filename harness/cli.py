@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.core.errors import UserError, one_line
+from harness.core.errors import Interrupted, UserError, one_line
 from harness.core.paths import DEFAULT_CACHE, QUICKSTART
 from harness.data.datasets import load_dataset, shipped_datasets
 
@@ -412,6 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"tru: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"tru: interrupted: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("tru: interrupted: finished records are stored; run again with --resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

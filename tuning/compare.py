@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.core.errors import UserError
+from harness.core.errors import Interrupted, UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.runner import run_experiment
@@ -105,8 +105,10 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
                 run_sweep(mine, spec.name, trials, out, resume=True, address=address, progress=progress,
                           manifest=manifest)
             else:
-                run_experiment(mine, out, resume=True, address=address, progress=progress,
-                               extra={"sweep": sweep_name(mine, spec.name), "split": "test"}, manifest=manifest)
+                run = run_experiment(mine, out, resume=True, address=address, progress=progress,
+                                     extra={"sweep": sweep_name(mine, spec.name), "split": "test"}, manifest=manifest)
+                if run.interrupted:
+                    raise Interrupted(f"{run.done} new records of {spec.name} kept in {out}; run again with --resume")
     chosen = choose(experiment, store)
     (out / "_compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
     return CompareSummary(out, len(cells), len(specs), trials, chosen)

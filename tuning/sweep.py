@@ -57,7 +57,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
-from harness.core.errors import UserError
+from harness.core.errors import Interrupted, UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.host import start_hosts
@@ -221,7 +221,8 @@ class _Sweep:
                     run_config=tune.RunConfig(name=self.name, storage_path=str(self.out / "_tune"), verbose=0,
                                               callbacks=[_StoreWriter(self.store, bar)]),
                 )
-                tuner.fit()
+                results = tuner.fit()
+            _check_complete(self, results)
         finally:
             for host in (h for group in hosts.values() for h in group):
                 ray.kill(host)
@@ -250,10 +251,26 @@ class _Sweep:
             specs = [MethodSpec(name=self.method, params=json.loads(p)) for p in front["params"].drop_duplicates()]
             seeds = self.experiment.tune.retest_seeds or self.experiment.report_seeds
             derived = self.experiment.model_copy(update={"methods": specs, "report_seeds": seeds})
-            retested = run_experiment(derived, self.out, resume=True, address=self.address, progress=self.progress,
-                                      extra={"sweep": self.name, "split": "test"}, manifest=self.manifest).done
+            run = run_experiment(derived, self.out, resume=True, address=self.address, progress=self.progress,
+                                 extra={"sweep": self.name, "split": "test"}, manifest=self.manifest)
+            if run.interrupted:
+                raise Interrupted(f"sweep {self.name}: re-test interrupted after {run.done} records in {self.out}; "
+                                  "run again with --resume")
+            retested = run.done
         trials, before = records["trial_id"].nunique(), self.done["trial_id"].nunique()
         return SweepSummary(self.name, trials, trials - before, front, retested)
+
+
+def _check_complete(sweep: _Sweep, results) -> None:
+    """Raise :class:`Interrupted` when the search ended with fewer than ``trials`` trials
+    stored: Tune catches Ctrl-C itself and returns early, and a sweep cut short must not
+    re-test a front of a partial search (nor ``tru compare`` go on to the next method)."""
+    stored = trial_records(sweep.store, sweep.name)["trial_id"].nunique()
+    if stored < sweep.trials:
+        failed = len(results.errors)
+        why = f"; {failed} trials failed (see {sweep.out / '_logs' / 'run.log'})" if failed else ""
+        raise Interrupted(f"sweep {sweep.name}: {stored} of {sweep.trials} trials stored in {sweep.out}{why}; "
+                          "run again with --resume")
 
 
 def _reconcile(storage, sweep: str, done: pd.DataFrame, space: dict, objs: list[Objective], tasks: int) -> int:

@@ -9,6 +9,11 @@ class UserError(Exception):
     """A mistake in the user's input (a file, a key, a value); the message names it."""
 
 
+class Interrupted(Exception):
+    """A run, sweep or comparison stopped (Ctrl-C) before it finished; what finished is
+    stored and ``--resume`` goes on. The CLI prints one line and exits 130."""
+
+
 def one_line(exc: ValidationError, template: str) -> UserError:
     """The first error of a pydantic validation as a :class:`UserError`.
 

@@ -39,7 +39,7 @@ the setting, and nothing is written. The rule:
 
 The manifest binds once the folder holds records; a folder with a manifest and no
 records (a run that stopped before its first record) is claimed afresh. A store written
-before manifests existed is adopted by its next claim. A claim stores the union of the
+before manifests existed is refused: its records' settings cannot be checked. A claim stores the union of the
 seeds and sweeps seen so far.
 """
 
@@ -178,8 +178,11 @@ class ResultsStore:
             if path.exists() and not path.is_dir():
                 raise UserError(f"{path}: is a file, not a results folder; use another --out")
         stored = self.manifest()
-        if stored is None or not self.files():
+        if not self.files():
             return
+        if stored is None:
+            raise UserError(f"{self.folder}: holds records but no {MANIFEST} (written before results folders "
+                            "recorded their experiment), so its settings cannot be checked; use another --out")
         present = set(self._dataset(self.files()).read(columns=["sweep"])["sweep"].drop_null().to_pylist())
         stored = stored | {"sweeps": {k: v for k, v in stored.get("sweeps", {}).items() if k in present}}
         found = differences(stored, manifest)
@@ -192,7 +195,10 @@ class ResultsStore:
         stored = self.manifest() if self.files() else None
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary = self.folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
-        temporary.write_text(json.dumps(_merged(stored or {}, manifest), indent=1, sort_keys=True, default=str))
+        with temporary.open("w") as handle:
+            handle.write(json.dumps(_merged(stored or {}, manifest), indent=1, sort_keys=True, default=str))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, self.folder / MANIFEST)
 
     def append(self, records: list[dict]) -> Path:

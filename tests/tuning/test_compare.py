@@ -81,3 +81,48 @@ def test_tables_show_the_searched_hyperparameters_only():
     assert _searched_params("finetune", '{"lr": 0.0123456, "max_epochs": 3}') == '{"lr": 0.0123, "max_epochs": 3}'
     shown = _searched_params("tru", '{"probe_size": 512, "modality_scales": "{\\"id\\": 0.123456}", "lr": 0.01}')
     assert shown == '{"lr": 0.01, "modality_scales": {"id": 0.123}}'  # probe_size is not searched
+
+
+def test_an_interrupted_run_stops_the_whole_compare_with_exit_130(experiment_file, tmp_path, monkeypatch, capsys):
+    """Ctrl-C inside one method's run ends the comparison (no next method, no tables), one line, exit 130."""
+    import contextlib
+
+    import tuning.compare as compare
+    from harness.cli import main
+    from harness.distributed.runner import RunSummary
+
+    calls = []
+
+    def interrupted_run(experiment, out, **kwargs):
+        calls.append(experiment.methods[0].name)
+        return RunSummary(out, total=2, skipped=0, done=1, interrupted=True)
+
+    monkeypatch.setattr(compare, "run_experiment", interrupted_run)
+    monkeypatch.setattr(compare, "ray_session", lambda *a, **k: contextlib.nullcontext())
+    path = experiment_file(**(CELL | {"methods": '[{name = "graph_edit"}, {name = "redraw"}]'}))
+    assert main(["compare", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 130
+    captured = capsys.readouterr()
+    assert calls == ["graph_edit"]  # redraw never started
+    assert captured.err.strip() == (f"tru: interrupted: 1 new records of graph_edit kept in {tmp_path / 'out'}; "
+                                    "run again with --resume")
+    assert captured.out == "" and not (tmp_path / "out" / "_compare.md").exists()
+
+
+def test_a_sweep_cut_short_is_interrupted_not_retested(tmp_path):
+    """Tune returns early on Ctrl-C; fewer stored trials than asked raise, naming the count."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from harness.core.errors import Interrupted
+    from tuning.sweep import _check_complete
+
+    store = ResultsStore(tmp_path)
+    store.append([{"run_key": f"k{i}", "sweep": "s", "split": "valid", "trial_id": f"t{i // 2}", "status": "ok"}
+                  for i in range(4)])  # 2 trials x 2 tasks
+    sweep = SimpleNamespace(store=store, name="s", trials=3, out=tmp_path)
+    with pytest.raises(Interrupted, match=r"^sweep s: 2 of 3 trials stored in .*; run again with --resume$"):
+        _check_complete(sweep, SimpleNamespace(errors=[]))
+    with pytest.raises(Interrupted, match=r"; 1 trials failed \(see .*run.log\); run again"):
+        _check_complete(sweep, SimpleNamespace(errors=[RuntimeError()]))
+    _check_complete(SimpleNamespace(store=store, name="s", trials=2, out=tmp_path), SimpleNamespace(errors=[]))

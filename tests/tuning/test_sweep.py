@@ -42,6 +42,15 @@ def test_six_trial_two_objective_sweep_and_its_front(ray_local, experiment_file,
     retest = frame[(frame["sweep"] == summary.sweep) & (frame["split"] == "test")]
     assert summary.retested == len(retest) == 2 * summary.front["params"].nunique()  # front x report seeds 0, 1
     assert set(retest["params"]) == set(summary.front["params"]) and set(retest["seed"]) == {0, 1}
+    # a trial is chosen on validation: its records hold no test figure, its re-test does
+    trials = frame[(frame["sweep"] == summary.sweep) & (frame["split"] == "valid")]
+    test_fields = [c for c in frame.columns if "test_" in c]
+    assert "retain_test_ndcg@20" in test_fields and "retrain_retain_test_ndcg@20" in test_fields
+    assert trials[test_fields].isna().all().all()
+    assert trials["retain_valid_ndcg@20"].notna().all() and retest["retain_test_ndcg@20"].notna().all()
+    assert trials["forget_pairs"].gt(0).all() and json.loads(trials["settings"].iloc[0])["training"]["max_epochs"] == 3
+    info = json.loads((out / "_sweeps" / f"{summary.sweep}.json").read_text())
+    assert info["trials"] == 6 and info["study"] == f"sqlite:///{out / '_study.db'}"
 
     import optuna
 
@@ -61,42 +70,6 @@ def assert_named_study(study, experiment, method, records):
     assert set(attrs["space"]) == set(json.loads(records["config"].iloc[0])) and attrs["sampler"] == experiment.tune.sampler
     linked = {t.user_attrs.get("trial_id") for t in study.trials}
     assert set(records["trial_id"]) <= linked
-
-
-def test_trial_records_carry_no_test_figures(ray_local, experiment_file, tmp_path):
-    """A trial is chosen on validation: its records hold no test figure, its re-test does."""
-    exp = load_experiment(experiment_file(**ONE_CELL))
-    out = tmp_path / "out"
-    summary = run_sweep(exp, "mmrecun", 2, out, progress=False)
-    frame = pd.read_parquet(out)
-    trials, retest = frame[frame["split"] == "valid"], frame[frame["split"] == "test"]
-    assert len(trials) == 2 and len(retest) == summary.retested >= 1
-    test_fields = [c for c in frame.columns if "test_" in c]
-    assert "retain_test_ndcg@20" in test_fields and "retrain_retain_test_ndcg@20" in test_fields
-    assert trials[test_fields].isna().all().all()
-    assert trials["retain_valid_ndcg@20"].notna().all() and retest["retain_test_ndcg@20"].notna().all()
-    assert trials["forget_pairs"].gt(0).all() and json.loads(trials["settings"].iloc[0])["training"]["max_epochs"] == 3
-    info = json.loads((out / "_sweeps" / f"{summary.sweep}.json").read_text())
-    assert info["trials"] == 2 and info["study"] == f"sqlite:///{out / '_study.db'}"
-
-
-def test_tune_prints_only_its_promised_lines_on_stdout(experiment_file, tmp_path):
-    """Tune's box, its TensorBoard hint and Ray's lines go to the run log, not stdout."""
-    path = experiment_file(**(ONE_CELL | {"resources": "{actors_per_model = 1, num_cpus = 1, num_gpus = 0}"}))
-    out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "tune", str(path), "--method", "mmrecun",
-                             "--trials", "2", "--out", str(out)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
-    assert lines[0].startswith("sweep exp-mmrecun: 2 trials stored (2 run now); validation Pareto front: ")
-    assert all(line.startswith("  trial ") for line in lines[1:-2]) and len(lines) >= 4
-    assert lines[-2].startswith(f"results: {out}") and lines[-1] == f"report: {out / '_report.html'}"
-    log = (out / "_logs" / "run.log").read_text()
-    assert "stdout: " in log and "Configuration for experiment" in log and "Configuration for" not in result.stdout
-    import optuna
-
-    study = optuna.load_study(study_name="exp-mmrecun", storage=f"sqlite:///{out / '_study.db'}")
-    assert study.metric_names == ["retain_valid_ndcg@20", "forget_ks"]
 
 
 def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_path):
@@ -139,6 +112,13 @@ def test_resume_after_the_driver_is_killed_runs_exactly_n_trials(experiment_file
     assert 2 <= kept < 6
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # stdout holds only the promised lines; Tune's box and hint and Ray's lines go to the run log
+    lines = resumed.stdout.splitlines()
+    assert lines[0].startswith("sweep exp-mmrecun: 6 trials stored (") and "validation Pareto front: " in lines[0]
+    assert all(line.startswith("  trial ") for line in lines[1:-2]) and len(lines) >= 4
+    assert lines[-2].startswith(f"results: {out}") and lines[-1] == f"report: {out / '_report.html'}"
+    log = (out / "_logs" / "run.log").read_text()
+    assert "stdout: " in log and "Configuration for experiment" in log and "Configuration for" not in resumed.stdout
     records = trial_records(ResultsStore(out), "exp-mmrecun")
     assert len(records) == 6 and records["trial_id"].is_unique
     assert records["config"].nunique() == 6  # no configuration repeated

@@ -84,10 +84,12 @@ def test_a_manifest_binds_only_once_records_exist(experiment_file, tmp_path):
     assert json.loads((tmp_path / "out" / MANIFEST).read_text())["training"] == {"max_epochs": 40}
 
 
-def test_a_store_without_manifest_is_adopted(experiment_file, tmp_path):
+def test_a_store_without_manifest_is_refused(experiment_file, tmp_path):
+    """Records whose settings were never recorded cannot be checked, so they are never resumed into."""
     ResultsStore(tmp_path / "out").append([{"run_key": "a", "dataset": "tiny", "status": "ok"}])
-    ResultsStore(tmp_path / "out").claim(identity(load_experiment(experiment_file())))
-    assert json.loads((tmp_path / "out" / MANIFEST).read_text())["experiment"] == "exp"
+    with pytest.raises(UserError, match=f"^{tmp_path / 'out'}: holds records but no {MANIFEST} .*use another --out$"):
+        ResultsStore(tmp_path / "out").claim(identity(load_experiment(experiment_file())))
+    assert not (tmp_path / "out" / MANIFEST).exists()
 
 
 def test_a_file_is_not_a_results_folder(tmp_path, experiment_file):
