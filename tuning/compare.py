@@ -139,15 +139,19 @@ def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
 
 
 def _cell_rows(records: pd.DataFrame, chosen: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Each representative's report records (by method) and the references' per-seed rows."""
+    """Each representative's report records (by method) and the references' per-seed rows:
+    per seed the newest record (``finished_at``), so after a code edit and ``--resume`` the
+    tables show the re-run figures, not those of the code that was edited away."""
     rows = {}
+    records = records.sort_values("finished_at", na_position="first", kind="stable")
     for row in chosen.to_dict("records"):
         mine = records[(records["sweep"] == row["sweep"]) & (records["split"] == "test")
                        & (records["params"] == row["params"]) & (records["status"] == "ok")]
         if not mine.empty:
-            rows[row["method"]] = mine.drop_duplicates("seed")
+            rows[row["method"]] = mine.drop_duplicates("seed", keep="last")
     if rows:
-        any_records = pd.concat(rows.values()).drop_duplicates("seed")
+        any_records = pd.concat(rows.values()).sort_values("finished_at", na_position="first", kind="stable")
+        any_records = any_records.drop_duplicates("seed", keep="last")
         rows |= references_of(any_records)
     return rows
 

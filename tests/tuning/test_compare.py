@@ -126,3 +126,21 @@ def test_a_sweep_cut_short_is_interrupted_not_retested(tmp_path):
     with pytest.raises(Interrupted, match=r"; 1 trials failed \(see .*run.log\); run again"):
         _check_complete(sweep, SimpleNamespace(errors=[RuntimeError()]))
     _check_complete(SimpleNamespace(store=store, name="s", trials=2, out=tmp_path), SimpleNamespace(errors=[]))
+
+
+def test_cell_rows_take_each_seeds_newest_record():
+    """After a code edit, --resume re-runs a re-test and keeps the old record: the tables read the new one."""
+    from tuning.compare import _cell_rows
+
+    def record(seed, finished, ndcg, retrain_ndcg):
+        return {"sweep": "s", "split": "test", "params": "{}", "status": "ok", "seed": seed, "finished_at": finished,
+                "retain_test_ndcg@20": ndcg, "retrain_retain_test_ndcg@20": retrain_ndcg}
+
+    records = pd.DataFrame([record(0, "2026-12-01T09:00", 0.1, 0.3), record(0, "2026-12-03T09:00", 0.2, 0.4),
+                            record(1, "2026-12-01T09:00", 0.5, 0.6)])
+    chosen = pd.DataFrame([{"method": "m", "sweep": "s", "params": "{}"}])
+    rows = _cell_rows(records, chosen)
+    mine = rows["m"].set_index("seed")["retain_test_ndcg@20"].to_dict()
+    assert mine == {0: 0.2, 1: 0.5}  # the oldest-first order would give 0.1 for seed 0
+    retrain = rows["retrain (reference)"].set_index("seed")["retain_test_ndcg@20"].to_dict()
+    assert retrain == {0: 0.4, 1: 0.6}  # the references come from the same newest records
