@@ -116,12 +116,7 @@ def cell_figure(cell: tuple, pts: pd.DataFrame, front: pd.DataFrame, ref: dict) 
         if len(line) > 1:
             fig.add_trace(go.Scatter(x=line[X], y=line[Y], mode="lines", line={"shape": "hv", "color": colour[g["group"]]},
                                      legendgroup=g["group"], showlegend=False, hoverinfo="skip"))
-    title = " / ".join(html.escape(str(c)) for c in cell)
-    fig.update_layout(title=f"{title}: report seeds (test)",
-                      xaxis_title="forget KS vs retraining (lower = ranks deleted pairs as retraining does)",
-                      yaxis_title="retained test NDCG@20", template="plotly_white", height=460,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
-    return fig
+    return _laid_out(fig, cell, "report seeds (test)", "retained test NDCG@20", 460)
 
 
 def trial_figure(cell: tuple, trials: pd.DataFrame, ref: dict) -> go.Figure:
@@ -158,10 +153,15 @@ def trial_figure(cell: tuple, trials: pd.DataFrame, ref: dict) -> go.Figure:
     for g in _layers(groups):
         fig.add_trace(go.Scatter(x=g["x"], y=g["y"], mode="markers", name=g["name"], legendgroup=g["group"],
                                  marker=g["marker"], hovertext=g["hover"], hoverinfo="text"))
+    return _laid_out(fig, cell, "sweep trials, development seeds (validation)", "retained validation NDCG@20", 420)
+
+
+def _laid_out(fig: go.Figure, cell: tuple, what: str, y_title: str, height: int) -> go.Figure:
+    """``fig`` with the layout every cell figure shares: title ``cell: what``, forget KS on x."""
     title = " / ".join(html.escape(str(c)) for c in cell)
-    fig.update_layout(title=f"{title}: sweep trials, development seeds (validation)",
+    fig.update_layout(title=f"{title}: {what}",
                       xaxis_title="forget KS vs retraining (lower = ranks deleted pairs as retraining does)",
-                      yaxis_title="retained validation NDCG@20", template="plotly_white", height=420,
+                      yaxis_title=y_title, template="plotly_white", height=height,
                       margin={"l": 60, "r": 20, "t": 50, "b": 50})
     return fig
 
