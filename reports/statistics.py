@@ -3,6 +3,7 @@
 * :func:`interval`: mean, sample std and the two-sided 95% Student-t interval of the mean.
 * :func:`paired_wins`: per objective, on how many shared seeds one configuration beats another.
 * :func:`wins`: whether one interval is better than another with no overlap.
+* :func:`badness` / :func:`badness_interval`: a figure and its interval as "lower is better".
 * :func:`markdown_table`: ``mean [low, high]`` cells for a Markdown table.
 """
 
@@ -71,6 +72,33 @@ def wins(a_stats: dict, b_stats: dict, mode: str) -> bool:
     if mode == "min":
         return bool(a_stats["high"] < b_stats["low"])
     raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+
+
+def badness(value: float, better: str) -> float:
+    """``value`` as "lower is better": ``-value`` (``better = "max"``), ``value`` (``"min"``)
+    or ``|value|`` (``"abs"``: nearer 0 is better, e.g. PrivLeak)."""
+    if better == "max":
+        return -value
+    if better == "min":
+        return value
+    if better == "abs":
+        return abs(value)
+    raise ValueError(f"better must be 'max', 'min' or 'abs', got {better!r}")
+
+
+def badness_interval(stats: dict, better: str) -> tuple[float, float]:
+    """An :func:`interval` result as an interval ``(low, high)`` of :func:`badness`; with
+    ``"abs"``, an interval spanning 0 has badness from 0 to its farther end."""
+    low, high = stats["low"], stats["high"]
+    if better == "max":
+        return -high, -low
+    if better == "min":
+        return low, high
+    if better != "abs":
+        raise ValueError(f"better must be 'max', 'min' or 'abs', got {better!r}")
+    if low <= 0 <= high:
+        return 0.0, max(-low, high)
+    return min(abs(low), abs(high)), max(abs(low), abs(high))
 
 
 def _cell(row: dict, field: str, digits: int) -> str:

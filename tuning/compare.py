@@ -17,7 +17,10 @@ For every cell (dataset x backbone x regime of the experiment) and every listed 
    noise floor.
 4. **One report.** ``DIR/_compare.md``: per cell, each representative's figures as mean
    ±std [95% t-interval] over report seeds, the references, and paired wins (per pair of
-   methods, the seeds on which one beats the other); ``DIR/_report.html``: the fronts.
+   methods, the seeds on which one beats the other); then, where TRU and a baseline were
+   compared, the verdict of :mod:`reports.verdict` (TRU against the best baseline per
+   cell and figure, the goal count, the speed-up and the ablation tables);
+   ``DIR/_report.html``: the fronts.
 
 Resume: every sweep and every re-evaluation resumes from the store (``--resume``), so a
 killed driver loses no finished trial or record and none is repeated. The folder carries
@@ -42,8 +45,9 @@ from harness.distributed.runner import run_experiment
 from harness.distributed.store import ResultsStore, identity
 from harness.protocol.records import objectives
 from methods import METHODS
-from reports.statistics import interval, paired_wins
+from reports.statistics import badness_interval, interval, paired_wins
 from reports.tables import reference_values
+from reports.verdict import verdict_markdown
 from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name, trial_records
 
 #: what the compare tables show, on report seeds: (field, heading, better) with better in max/min/None
@@ -51,6 +55,8 @@ SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS",
          ("forget_gap@20", "forget gap@20", None), ("agreement@20", "agreement@20", "max"),
          ("mia_auc", "mia_auc", None), ("privleak", "PrivLeak", "abs"), ("mia_diff_auc", "diff-attack AUC", None),
          ("unlearn_seconds", "unlearn s", "min")]
+#: what the verdict (:mod:`reports.verdict`) reads beyond SHOWN
+VERDICT_FIELDS = [f for f, _, _ in SHOWN] + ["speedup"]
 #: the paired comparisons: (field, mode); ``abs:`` compares absolute values
 PAIRED = [("retain_test_ndcg@20", "max"), ("forget_ks", "min"), ("abs:privleak", "min"), ("agreement@20", "max")]
 
@@ -173,24 +179,12 @@ def _fmt(stats: dict, digits: int = 3) -> str:
     return f"{stats['mean']:.{digits}f} ±{stats['std']:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
 
 
-def _badness(stats: dict, better: str) -> tuple[float, float]:
-    """A 95% interval turned into an interval of badness (lower is better)."""
-    low, high = stats["low"], stats["high"]
-    if better == "max":
-        return -high, -low
-    if better == "min":
-        return low, high
-    if low <= 0 <= high:  # "abs": nearer 0 is better
-        return 0.0, max(-low, high)
-    return min(abs(low), abs(high)), max(abs(low), abs(high))
-
-
 def _best(stats: dict[str, dict], better: str | None, methods: list[str]) -> set[str]:
     """The method whose interval lies wholly on the better side of every other method's
     interval (at most one; none when intervals overlap or a method has one seed)."""
     if better is None or any(stats[m]["n"] < 2 for m in methods) or len(methods) < 2:
         return set()
-    bad = {m: _badness(stats[m], better) for m in methods}
+    bad = {m: badness_interval(stats[m], better) for m in methods}
     for m in methods:
         if all(bad[m][1] < bad[o][0] for o in methods if o != m):
             return {m}
@@ -224,6 +218,7 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
              "lies wholly on the better side of every other method's (PrivLeak: nearer 0); no bold means no method is "
              "separated from the others. params: the representative's searched hyperparameters (3 significant "
              "digits); the others are the method's declared defaults.", ""]
+    judged = []
     for key, group in chosen.groupby(["dataset", "backbone", "regime"], sort=False):
         cell = records[(records["dataset"] == key[0]) & (records["backbone"] == key[1]) & (records["regime"] == key[2])]
         rows = _cell_rows(cell, group)
@@ -231,8 +226,9 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
         lines += [f"## {' / '.join(key)}", ""]
         lines.append("| method | seeds | " + " | ".join(h for _, h, _ in SHOWN) + " | params |")
         lines.append("|---|---|" + "---|" * len(SHOWN) + "---|")
-        stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f, _, _ in SHOWN}
+        stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f in VERDICT_FIELDS}
                  for name, frame in rows.items()}
+        judged.append((" / ".join(key), {m: stats[m] for m in methods}))
         best = {f: _best({m: stats[m][f] for m in methods}, better, methods) for f, _, better in SHOWN}
         for name in methods + [n for n in rows if n not in methods]:
             cells = []
@@ -254,4 +250,5 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
             result = paired_wins(rows[a], rows[b], PAIRED)
             lines.append(f"| {a} vs {b} | " + " | ".join(f"{result[f][0]}/{result[f][1]}" for f, _ in PAIRED) + " |")
         lines.append("")
-    return "\n".join(lines)
+    verdict = verdict_markdown(judged)
+    return "\n".join(lines + ([verdict, ""] if verdict else []))

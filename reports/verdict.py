@@ -1,0 +1,201 @@
+"""TRU against the best baseline cell by cell, and what each of its interventions adds.
+
+Input: per cell, each method's figures on the report seeds as :func:`reports.statistics.interval`
+results, ``{method: {field: {mean, std, low, high, n}}}`` (what ``tru compare`` tables).
+Everything here is a pure function of those intervals.
+
+The rules (issue 14's acceptance; the same ones the README quotes):
+
+* **Badness.** A figure is turned into "lower is better": ``-x`` for test NDCG@20 and
+  agreement@20, ``x`` for ``forget_ks``, ``|x|`` for PrivLeak (0 = the retrained model's
+  level; either side is a leak). An interval becomes one of badness
+  (:func:`reports.statistics.badness_interval`).
+* **Best baseline** on a figure: the baseline with the lowest mean badness (each figure
+  has its own; ties go to the first in :data:`reports.tables.BASELINES` order).
+* **Standing** of TRU on a figure against that baseline: ``better`` when TRU's mean
+  badness is lower than the baseline's; ``within`` when it is not, but lies inside the
+  baseline's 95% interval; ``short`` otherwise. A ``win`` (``loss``) additionally needs
+  the two 95% intervals to be disjoint, TRU's on the better (worse) side.
+* **Goal met** in a cell: TRU's standing is ``better`` or ``within`` on all four figures.
+* **Dominated beyond the interval**: some baseline's mean is at least as good as TRU's on
+  all four figures, and its interval is wholly better than TRU's on at least one.
+"""
+
+from __future__ import annotations
+
+import math
+
+from reports.statistics import badness, badness_interval
+from reports.tables import BASELINES
+
+#: the acceptance figures: (field, heading, better), better in max / min / abs (nearer 0)
+FIGURES = (("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS", "min"),
+           ("privleak", "PrivLeak", "abs"), ("agreement@20", "agreement@20", "max"))
+SUBJECT, PREVIOUS = "tru", "tru-v2"
+#: TRU with all three interventions off is MMRecUn (tests/methods/test_tru.py pins it)
+ALL_OFF = "mmrecun"
+SPEEDUP_GOAL = 50.0
+
+
+def usable(stats: dict | None) -> bool:
+    """An interval with at least two seeds and a finite mean."""
+    return stats is not None and stats["n"] >= 2 and not math.isnan(stats["mean"])
+
+
+def separated(a: dict, b: dict, better: str) -> bool:
+    """Whether ``a``'s 95% interval lies wholly on the better side of ``b``'s."""
+    return badness_interval(a, better)[1] < badness_interval(b, better)[0]
+
+
+def standing(subject: dict, best: dict, better: str) -> str:
+    """``better`` / ``within`` / ``short`` of ``subject`` against ``best`` (module docstring);
+    ``-`` when either has fewer than two seeds."""
+    if not (usable(subject) and usable(best)):
+        return "-"
+    mine, theirs = badness(subject["mean"], better), badness(best["mean"], better)
+    if mine < theirs:
+        return "better"
+    return "within" if mine <= badness_interval(best, better)[1] else "short"
+
+
+def baselines_of(stats: dict[str, dict]) -> list[str]:
+    """The baselines present in a cell, in :data:`BASELINES` order (the retrained model is the reference, not a baseline)."""
+    return [m for m in BASELINES if m in stats and m != "retrain"]
+
+
+def best_baseline(stats: dict[str, dict], field: str, better: str) -> str | None:
+    """The baseline with the lowest mean badness on ``field`` among those with a usable interval."""
+    ranked = [(badness(stats[m][field]["mean"], better), i, m) for i, m in enumerate(baselines_of(stats))
+              if usable(stats[m].get(field))]
+    return min(ranked)[2] if ranked else None
+
+
+def dominated_by(stats: dict[str, dict], subject: str = SUBJECT) -> list[str]:
+    """The baselines that dominate ``subject`` beyond the interval (module docstring)."""
+    mine = stats[subject]
+    out = []
+    for m in baselines_of(stats):
+        theirs = stats[m]
+        if not all(usable(mine[f]) and usable(theirs[f]) for f, _, _ in FIGURES):
+            continue
+        as_good = all(badness(theirs[f]["mean"], b) <= badness(mine[f]["mean"], b) for f, _, b in FIGURES)
+        if as_good and any(separated(theirs[f], mine[f], b) for f, _, b in FIGURES):
+            out.append(m)
+    return out
+
+
+def cell_verdict(stats: dict[str, dict], subject: str = SUBJECT) -> dict:
+    """Per figure: the best baseline, the subject's standing and whether it is a win or a
+    loss; the goal; the dominating baselines. ``{}`` without the subject or a baseline."""
+    if subject not in stats or not baselines_of(stats):
+        return {}
+    figures = {}
+    for field, _, better in FIGURES:
+        best = best_baseline(stats, field, better)
+        mine = stats[subject][field]
+        theirs = stats[best][field] if best else None
+        clear = best is not None and usable(mine) and usable(theirs)
+        figures[field] = {
+            "best": best, "standing": standing(mine, theirs, better) if best else "-",
+            "win": clear and separated(mine, theirs, better), "loss": clear and separated(theirs, mine, better)}
+    known = all(f["standing"] != "-" for f in figures.values())
+    return {"figures": figures, "goal": known and all(f["standing"] in ("better", "within") for f in figures.values()),
+            "known": known, "dominated_by": dominated_by(stats, subject)}
+
+
+def _value(stats: dict | None, digits: int = 3) -> str:
+    if stats is None or stats["n"] == 0 or math.isnan(stats["mean"]):
+        return "-"
+    if stats["n"] == 1:
+        return f"{stats['mean']:.{digits}f}"
+    return f"{stats['mean']:.{digits}f} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
+
+
+def _mark(figure: dict) -> str:
+    return figure["standing"] + (" (win)" if figure["win"] else " (loss)" if figure["loss"] else "")
+
+
+def verdict_markdown(cells: list[tuple[str, dict[str, dict]]]) -> str:
+    """The verdict section: a per-cell summary with the goal count, one table per figure
+    with the intervals, the speed-up, and the ablation tables. ``cells``: ``(label, stats)``
+    in table order. ``""`` when no cell has both TRU and a baseline."""
+    judged = [(label, stats, cell_verdict(stats)) for label, stats in cells]
+    judged = [(label, stats, v) for label, stats, v in judged if v]
+    if not judged:
+        return ""
+    met = [label for label, _, v in judged if v["goal"]]
+    known = [label for label, _, v in judged if v["known"]]
+    dominated = [(label, v["dominated_by"]) for label, _, v in judged if v["dominated_by"]]
+    lines = ["## TRU against the best baseline", "",
+             f"Baselines: {', '.join(m for m in BASELINES if m != 'retrain')} (those present). Per figure the best "
+             "baseline is the one with the best mean; TRU's standing is *better* (better mean), *within* (inside the "
+             "best baseline's 95% interval) or *short*; *win* / *loss*: the two 95% intervals are disjoint. "
+             "PrivLeak is judged by its distance to 0.", "",
+             f"**Goal met (better or within on all four figures): {len(met)} of {len(judged)} cells** "
+             f"({len(known)} with report figures for every method). "
+             f"**Dominated beyond the interval: {len(dominated)} cells**"
+             + (": " + "; ".join(f"{label} by {', '.join(by)}" for label, by in dominated) if dominated else "") + ".",
+             "", "| cell | " + " | ".join(h for _, h, _ in FIGURES) + " | goal | dominated by |",
+             "|---|" + "---|" * (len(FIGURES) + 2)]
+    for label, _, v in judged:
+        figs = v["figures"]
+        lines.append(f"| {label} | " + " | ".join(f"{_mark(figs[f])} vs {figs[f]['best'] or '-'}" for f, _, _ in FIGURES)
+                     + f" | {'yes' if v['goal'] else 'no' if v['known'] else '-'} | {', '.join(v['dominated_by']) or '-'} |")
+    for field, heading, _ in FIGURES:
+        lines += ["", f"### {heading}: mean [95% interval] over report seeds", "",
+                  "| cell | tru | best baseline | its value | standing | tru-v2 |", "|---|---|---|---|---|---|"]
+        for label, stats, v in judged:
+            fig = v["figures"][field]
+            best = fig["best"]
+            lines.append(f"| {label} | {_value(stats[SUBJECT].get(field))} | {best or '-'} | "
+                         f"{_value(stats[best].get(field)) if best else '-'} | {_mark(fig)} | "
+                         f"{_value(stats.get(PREVIOUS, {}).get(field))} |")
+    lines += ["", _speed_markdown(judged), "", _ablation_markdown(judged)]
+    return "\n".join(lines)
+
+
+def _speed_markdown(judged) -> str:
+    rows, short = [], []
+    for label, stats, _ in judged:
+        speed = stats[SUBJECT].get("speedup")
+        if speed is not None and speed["n"] and not math.isnan(speed["mean"]):
+            rows.append(f"| {label} | {_value(stats[SUBJECT].get('unlearn_seconds'), 2)} | {speed['mean']:.0f}x |")
+            if speed["mean"] < SPEEDUP_GOAL:
+                short.append(label)
+    head = [f"### TRU's speed-up over retraining (goal: at least {SPEEDUP_GOAL:.0f}x in every cell)", "",
+            "retrain seconds / TRU's unlearn seconds of its representative, both measured in this grid. "
+            + (f"Short of {SPEEDUP_GOAL:.0f}x: {', '.join(short)}." if short else f"No cell is short of {SPEEDUP_GOAL:.0f}x."),
+            "", "| cell | TRU unlearn s | speed-up |", "|---|---|---|"]
+    return "\n".join(head + rows)
+
+
+def _ablation_markdown(judged) -> str:
+    """Per figure, TRU and each variant with one intervention off (``tru-no-*``), and all
+    three off (MMRecUn): means, marked ▲ / ▼ where the variant's 95% interval lies wholly
+    on the better / worse side of TRU's."""
+    variants = sorted({m for _, stats, _ in judged for m in stats if m.startswith("tru-no-")})
+    if not variants:
+        return ""
+    columns = variants + [ALL_OFF]
+    lines = ["## Ablations: each intervention off, one at a time", "",
+             "Each variant is tuned with the same budget as TRU. ▲ / ▼: the variant's 95% interval lies wholly on the "
+             "better / worse side of TRU's (switching that intervention off helps / hurts beyond the noise); no mark: "
+             f"not separated. {ALL_OFF}: all three off."]
+    for field, heading, better in FIGURES:
+        lines += ["", f"### {heading}", "", "| cell | tru | " + " | ".join(columns) + " |",
+                  "|---|---|" + "---|" * len(columns)]
+        for label, stats, _ in judged:
+            mine = stats[SUBJECT].get(field)
+            cells = []
+            for m in columns:
+                theirs = stats.get(m, {}).get(field)
+                if not usable(theirs):
+                    cells.append("-")
+                    continue
+                mark = ""
+                if usable(mine):
+                    mark = " ▲" if separated(theirs, mine, better) else " ▼" if separated(mine, theirs, better) else ""
+                cells.append(f"{theirs['mean']:.3f}{mark}")
+            lines.append(f"| {label} | {mine['mean']:.3f} | " if usable(mine) else f"| {label} | - | ")
+            lines[-1] += " | ".join(cells) + " |"
+    return "\n".join(lines)
