@@ -47,7 +47,7 @@ def _value(r: dict, field: str) -> str:
     """``mean`` of one table cell, with its 95% t-interval ``[low, high]`` when seeds > 1;
     "-" when there is no value, or for a speedup whose time is ~0 (:data:`SPEEDUP_FLOOR`:
     graph_edit's edit is a division by ~0, not a measured speedup)."""
-    digits = 1 if field in ("unlearn_seconds", "speedup") else 4 if field.startswith(("retain_", "forget_recall", "forget_gap")) else 3
+    digits = 1 if field in ("unlearn_seconds", "speedup") else 4 if field.startswith(("retain_", "forget_recall", "forget_gap", "fairness_")) else 3
     mean = r.get(field, float("nan"))
     if pd.isna(mean) or (field == "speedup" and not r.get("unlearn_seconds", 0.0) >= SPEEDUP_FLOOR):
         return "-"

@@ -26,6 +26,8 @@ FIELDS = {
     "retain_test_ndcg@20": "test N@20", "retain_test_recall@20": "test R@20", "forget_recall@20": "forget R@20",
     "forget_gap@20": "forget gap@20", "forget_ks": "forget KS", "agreement@20": "agreement@20",
     "mia_auc": "mia_auc", "privleak": "PrivLeak", "mia_diff_auc": "diff-attack AUC", "unlearn_seconds": "unlearn s",
+    "retain_test_ndcg@20_active": "test N@20 active", "retain_test_ndcg@20_inactive": "test N@20 inactive",
+    "fairness_gap@20": "fairness gap@20", "fairness_gap_vs_retrain@20": "gap vs retrain",
     "speedup": "speedup", "updated_fraction": "updated",
 }
 #: means carried beside FIELDS for readers of the table (not shown as columns of the page)
@@ -33,8 +35,10 @@ CONTEXT = ("retrain_mia_auc",)
 BASELINES = ("retrain", "graph_edit", "redraw", "finetune", "neggrad", "neggrad_plus", "mmrecun")
 #: the reference models' rows: label and the record prefix their figures are read from
 REFERENCE_ROWS = {"original": "original", "retrain": "retrain (reference)", "retrain2": "retrain2 (noise floor)"}
+#: differences from the retrained model: field -> the figure both sides are read from
+GAPS = {"forget_gap@20": "forget_recall@20", "fairness_gap_vs_retrain@20": "fairness_gap@20"}
 #: the retrained model's distances to itself, by definition
-RETRAIN_SELF = {"forget_ks": 0.0, "forget_gap@20": 0.0, "agreement@20": 1.0, "privleak": 0.0, "speedup": 1.0}
+RETRAIN_SELF = {"forget_ks": 0.0, "forget_gap@20": 0.0, "fairness_gap_vs_retrain@20": 0.0, "agreement@20": 1.0, "privleak": 0.0, "speedup": 1.0}
 
 
 def method_order(method: str) -> tuple:
@@ -182,7 +186,8 @@ def _grouped(frame: pd.DataFrame):
 
 def reference_values(per_seed: pd.DataFrame, who: str) -> dict:
     """Per-seed values of each field of :data:`FIELDS` for reference model ``who``: the
-    column ``who_field``; ``forget_gap@20 = who_forget_recall@20 - retrain_forget_recall@20``;
+    column ``who_field``; the :data:`GAPS` as differences, e.g. ``forget_gap@20 =
+    who_forget_recall@20 - retrain_forget_recall@20``;
     the retrained model's :data:`RETRAIN_SELF` constants and ``unlearn_seconds = retrain_seconds``."""
     out = {}
     for field in FIELDS:
@@ -191,8 +196,8 @@ def reference_values(per_seed: pd.DataFrame, who: str) -> dict:
             out[field] = pd.Series(RETRAIN_SELF[field], index=per_seed.index)
         elif who == "retrain" and field == "unlearn_seconds" and "retrain_seconds" in per_seed:
             out[field] = per_seed["retrain_seconds"].astype(float)
-        elif field == "forget_gap@20" and {f"{who}_forget_recall@20", "retrain_forget_recall@20"} <= set(per_seed):
-            out[field] = per_seed[f"{who}_forget_recall@20"].astype(float) - per_seed["retrain_forget_recall@20"].astype(float)
+        elif field in GAPS and {f"{who}_{GAPS[field]}", f"retrain_{GAPS[field]}"} <= set(per_seed):
+            out[field] = per_seed[f"{who}_{GAPS[field]}"].astype(float) - per_seed[f"retrain_{GAPS[field]}"].astype(float)
         elif name in per_seed:
             out[field] = per_seed[name].astype(float)
     if who == "retrain" and f"{who}_{Y}" in per_seed:  # the constants hold only where retraining was measured

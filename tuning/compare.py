@@ -54,6 +54,7 @@ from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name,
 SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS", "min"),
          ("forget_gap@20", "forget gap@20", None), ("agreement@20", "agreement@20", "max"),
          ("mia_auc", "mia_auc", None), ("privleak", "PrivLeak", "abs"), ("mia_diff_auc", "diff-attack AUC", None),
+         ("fairness_gap@20", "fairness gap@20", None), ("fairness_gap_vs_retrain@20", "gap vs retrain", "abs"),
          ("unlearn_seconds", "unlearn s", "min")]
 #: what the verdict (:mod:`reports.verdict`) reads beyond SHOWN
 VERDICT_FIELDS = [f for f, _, _ in SHOWN] + ["speedup"]

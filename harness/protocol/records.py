@@ -24,16 +24,21 @@ from harness.core.errors import UserError
 #: what a record is about: one method with its params on one forget task of one model
 IDENTITY = ("dataset", "backbone", "seed", "regime", "selection", "ratio", "method", "params")
 #: retained quality (validation and test) and forgetting (``D_f`` as the truth); item
-#: deletion: the target items' exposure and their held-out test pairs as the truth
+#: deletion: the target items' exposure and their held-out test pairs as the truth;
+#: fairness: test NDCG@20 of active and inactive users and their gap (harness.protocol.fairness)
 METRICS = tuple(f"{split}_{m}@{k}" for split in ("retain_valid", "retain_test", "forget")
-                for m in ("ndcg", "recall") for k in (10, 20)) + ("item_exposure@20", "target_test_recall@20")
+                for m in ("ndcg", "recall") for k in (10, 20)) + ("item_exposure@20", "target_test_recall@20",
+                                                                  "retain_test_ndcg@20_active",
+                                                                  "retain_test_ndcg@20_inactive", "fairness_gap@20")
 #: the figures of the original, the retrained and the second retrained model in every record
 REFERENCE_FIGURES = ("forget_ndcg@10", "forget_ndcg@20", "forget_recall@10", "forget_recall@20", "item_exposure@20",
-                     "target_test_recall@20", "retain_valid_ndcg@20", "retain_valid_recall@20", "retain_test_ndcg@20", "retain_test_recall@20")
+                     "target_test_recall@20", "retain_valid_ndcg@20", "retain_valid_recall@20", "retain_test_ndcg@20",
+                     "retain_test_recall@20", "retain_test_ndcg@20_active", "retain_test_ndcg@20_inactive",
+                     "fairness_gap@20")
 REFERENCE_MODELS = ("original", "retrain", "retrain2")
 REFERENCES = tuple(f"{who}_{m}" for who in REFERENCE_MODELS for m in REFERENCE_FIGURES)
 #: distance to retraining (each also of the original and the second retrain), the audit, costs
-SCALARS = ("forget_gap@20", "forget_ks", "original_forget_ks", "retrain2_forget_ks",
+SCALARS = ("forget_gap@20", "fairness_gap_vs_retrain@20", "forget_ks", "original_forget_ks", "retrain2_forget_ks",
            "agreement@20", "original_agreement@20", "retrain2_agreement@20",
            "mia_auc", "original_mia_auc", "retrain_mia_auc", "retrain2_mia_auc",
            "privleak", "privleak_low", "privleak_high", "original_privleak", "original_privleak_low",

@@ -19,6 +19,10 @@ excluded, removed users left out):
   of all D_f pairs under the model and under the retrained model (0: ranked exactly as
   retraining does; the "forget quality" of TOFU / open-unlearning); ``agreement@20``,
   the mean per-user Jaccard of top-20 lists against the retrained model;
+* fairness (:mod:`harness.protocol.fairness`): test NDCG@20 of the active (top 5% by
+  training pairs in D) and the inactive retained users, their signed gap
+  ``fairness_gap@20`` and ``fairness_gap_vs_retrain@20``, its distance to the retrained
+  model's gap;
 * the membership audit of :mod:`harness.protocol.audit`: ``mia_auc``, ``privleak`` with
   its bootstrap interval, the difference attack ``mia_diff_auc``;
 * the noise floor: the same distances of the second retrain (``retrain2_*``); a method
@@ -52,6 +56,7 @@ from harness.protocol import records
 from harness.protocol.audit import (AUDIT_SIZE, Audit, AuditSample, attack, audit_sample, difference_auc, privleak,
                                     rank_features)
 from harness.protocol.evaluation import embedding_scorer, metrics_from_scores
+from harness.protocol.fairness import active_users, group_figures
 from harness.protocol.models import train_backbone
 from methods.base import METHODS, Budget, ForgetTask, UnlearningMethod
 
@@ -76,10 +81,12 @@ def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: Forge
     removed = torch.from_numpy(task.removed_users)
     targets = torch.from_numpy(task.items) if task.regime == "item" else torch.zeros(0, dtype=torch.long)
 
-    def truth(pairs: np.ndarray) -> torch.Tensor:
+    def retained(pairs: np.ndarray) -> torch.Tensor:
         pairs = torch.from_numpy(pairs)
-        keep = ~torch.isin(pairs[:, 0], removed) & ~torch.isin(pairs[:, 1], targets)
-        return pair_mask(pairs[keep], task.n_users, task.n_items)
+        return pairs[~torch.isin(pairs[:, 0], removed) & ~torch.isin(pairs[:, 1], targets)]
+
+    def truth(pairs: np.ndarray) -> torch.Tensor:
+        return pair_mask(retained(pairs), task.n_users, task.n_items)
 
     def ranked(name: str, truth_mask: torch.Tensor) -> dict:
         return {f"{name}_{key}": value for key, value in metrics_from_scores(score, exclude, truth_mask).items()
@@ -88,6 +95,7 @@ def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: Forge
     score = embedding_scorer(users, items)
     out = ranked("retain_valid", truth(dataset.valid)) | ranked("retain_test", truth(dataset.test))
     out |= ranked("forget", pair_mask(torch.from_numpy(task.forget), task.n_users, task.n_items))
+    out |= group_figures(score, exclude, retained(dataset.test), active_users(dataset.train, task.n_users), task.n_items)
     rows = task.retained_users()
     top = torch.empty(task.n_users, K, dtype=torch.long)
     for start in range(0, len(rows), 1024):
@@ -252,6 +260,7 @@ def run_method(refs: References, method: str, params: dict | None = None, budget
         diff_auc = difference_auc(refs.original_measure.audit, m.audit, refs.sample)
         record |= m.metrics | refs.figures | distances | {
             "forget_gap@20": m.metrics["forget_recall@20"] - refs.retrain_measure.metrics["forget_recall@20"],
+            "fairness_gap_vs_retrain@20": m.metrics["fairness_gap@20"] - refs.retrain_measure.metrics["fairness_gap@20"],
             "mia_diff_auc": diff_auc,
             "audit_seconds": m.audit_seconds + time.perf_counter() - audited,
         }

@@ -21,6 +21,8 @@ FIELDS = [
     "original_privleak", "mia_diff_auc", "retrain_mia_diff_auc", "audit_pairs", "audit_seconds", "measure_seconds",
     "retrain2_forget_ks", "retrain2_agreement@20", "retrain2_privleak", "retrain2_mia_auc",
     "retrain2_retain_test_ndcg@20", "retrain_retain_valid_ndcg@20",
+    "retain_test_ndcg@20_active", "retain_test_ndcg@20_inactive", "fairness_gap@20", "fairness_gap_vs_retrain@20",
+    "original_fairness_gap@20", "retrain_fairness_gap@20", "retrain2_fairness_gap@20",
 ]
 
 
@@ -52,6 +54,10 @@ def test_record_schema(refs_by_regime, regime, method):
     assert ("retrain_item_exposure@20" in record) == (regime == "item")
     assert ("target_test_recall@20" in record) == (regime == "item")
     assert record["forget_gap@20"] == pytest.approx(record["forget_recall@20"] - record["retrain_forget_recall@20"])
+    assert record["fairness_gap@20"] == pytest.approx(
+        record["retain_test_ndcg@20_active"] - record["retain_test_ndcg@20_inactive"])
+    assert record["fairness_gap_vs_retrain@20"] == pytest.approx(
+        record["fairness_gap@20"] - record["retrain_fairness_gap@20"])
     assert 0.0 <= record["forget_ks"] <= 1.0 and record["privleak_low"] <= record["privleak"] <= record["privleak_high"]
     json.loads(record["params"])
 
@@ -63,6 +69,7 @@ def test_retrain_matches_the_reference_and_graph_edit_changes_nothing(refs_by_re
     assert retrain["forget_recall@20"] == retrain["retrain_forget_recall@20"]
     assert retrain["mia_auc"] == retrain["retrain_mia_auc"]
     assert retrain["forget_ks"] == 0.0 and retrain["privleak"] == 0.0 and retrain["forget_gap@20"] == 0.0
+    assert retrain["fairness_gap_vs_retrain@20"] == 0.0
     assert retrain["retrain2_forget_ks"] > 0.0  # another initialisation: the noise floor is not zero
     assert run_method(refs, "graph_edit")["updated_fraction"] == 0.0
     assert run_method(refs, "mmrecun", budget=Budget(epochs=1))["updated_fraction"] > 0.5
