@@ -8,7 +8,7 @@ that runs them.
 """
 
 from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod  # noqa: F401
-from methods import exact, redraw, reverse, tru, tru_v2  # noqa: E402,F401  (register the built-ins)
+from methods import exact, influence, redraw, reverse, tru, tru_v2  # noqa: E402,F401  (register the built-ins)
 
 METHODS.seal_builtins()  # what an experiment's methods = "all" means; plugins come after
 

@@ -1,0 +1,92 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import methods.influence as influence
+from backbones.base import eval_embeddings
+from harness.data.regimes import make_task
+from harness.data.tiny import tiny_dataset
+from harness.protocol.conformance_suite import MethodConformance
+from harness.protocol.models import build_backbone
+from harness.protocol.training import TrainConfig, train
+from methods import METHODS, Budget
+from methods.newton import Subspace
+
+FAMILY = ["ifru", "scif", "gif"]
+
+
+class TestInfluenceMethods(MethodConformance):
+    methods = FAMILY
+    backbones = ["mgcn"]  # LightGCN: the built-ins suite (tests/harness/protocol/test_conformance.py)
+
+
+def test_node_influence_by_hand():
+    # users 0, 1; items 0, 1; D = {(0,0), (0,1), (1,1)}; D_f = {(0,0)}
+    train_pairs = np.array([[0, 0], [0, 1], [1, 1]])
+    forget = np.array([[0, 0]])
+    # nodes: u0 u1 i0 i1; degree + 1: 3, 2, 2, 3; deleted counts: 1, 0, 1, 0
+    s0 = influence.node_influence(train_pairs, forget, 2, 2, hops=0)
+    assert s0 == pytest.approx([1 / 3, 0, 1 / 2, 0])
+    # one hop, s(w) = sum over N(w) + w of s0 / d(w): u0 <- u0, i0, i1; u1 <- u1, i1; i0 <- i0, u0; i1 <- i1, u0, u1
+    s1 = influence.node_influence(train_pairs, forget, 2, 2, hops=1)
+    assert s1 == pytest.approx([(1 / 3 + 1 / 2) / 3, 0, (1 / 2 + 1 / 3) / 2, (1 / 3) / 3])
+    assert influence._above(s1, 40.0).tolist() == [0, 2]  # above the 40th percentile of the nonzero scores
+    assert influence._above(s1, 0.0).tolist() == [0, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    dataset = tiny_dataset(n_users=60, n_items=80, per_user=10)
+    model = build_backbone("lightgcn", dataset, 0)
+    train(model, torch.from_numpy(dataset.train), torch.from_numpy(dataset.valid),
+          TrainConfig.for_backbone(type(model), max_epochs=40, batch_size=64), 0, progress=False)
+    return dataset, model
+
+
+def _scores(model, task, pairs):
+    users, items = eval_embeddings(model, task.retain_graph())
+    pairs = torch.from_numpy(pairs)
+    return (users[pairs[:, 0]] * items[pairs[:, 1]]).sum(1)
+
+
+@pytest.mark.parametrize("regime", ["interaction", "user"])
+@pytest.mark.parametrize("method", FAMILY)
+def test_the_newton_step_lowers_deleted_scores_and_its_negation_raises_them(trained, method, regime, monkeypatch):
+    dataset, original = trained
+    task = make_task(dataset, regime, "random", 0.2, 0)
+    before = _scores(original, task, task.forget).mean()
+    params = {"scale": 100.0} if method == "gif" else {}  # LiSSA at 5 steps: a short step
+    unlearned = METHODS.get(method)(**params).unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=64))
+    assert _scores(unlearned, task, task.forget).mean() < before - 1e-4
+
+    add = Subspace.add_
+    monkeypatch.setattr(Subspace, "add_", lambda self, x: add(self, -x))  # the step with the wrong sign
+    flipped = METHODS.get(method)(**params).unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=64))
+    assert _scores(flipped, task, task.forget).mean() > before + 1e-4
+
+
+def test_each_member_moves_only_its_entries(trained):
+    dataset, original = trained
+    task = make_task(dataset, "interaction", "random", 0.2, 0)
+    moved = {}
+    for method in FAMILY:
+        instance = METHODS.get(method)()
+        model = instance.unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=64))
+        changed_users = (model.user_embedding != original.user_embedding).any(1)
+        changed_items = (model.item_embedding != original.item_embedding).any(1)
+        moved[method] = (changed_users, changed_items, instance.summary())
+    users, items = moved["scif"][0].nonzero().squeeze(1), moved["scif"][1].nonzero().squeeze(1)
+    assert set(users.tolist()) == set(task.users.tolist()) and set(items.tolist()) == set(task.items.tolist())
+    ifru_users, ifru_items, summary = moved["ifru"]
+    assert int(ifru_users.sum() + ifru_items.sum()) == summary["nodes"] < dataset.n_users + dataset.n_items
+    assert moved["gif"][0].all() and moved["gif"][1].all()  # every parameter
+
+
+def test_the_graph_term_is_part_of_the_step(trained):
+    dataset, original = trained
+    task = make_task(dataset, "interaction", "random", 0.2, 0)
+    with_term = METHODS.get("ifru")().unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=64))
+    without = METHODS.get("ifru")(graph_pairs=0).unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=64))
+    assert not torch.allclose(with_term.user_embedding, without.user_embedding)
