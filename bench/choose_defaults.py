@@ -1,10 +1,11 @@
 """Re-choose the defaults of every method with a tunable step by one procedure.
 
-Usage: python bench/choose_defaults.py [--trials 16] [--out runs/defaults-ml100k-mgcn]
+Usage: python bench/choose_defaults.py [--trials 16] [--out runs/defaults-ml100k-mgcn] [--methods NAME ...]
 
 Re-running continues the sweeps stored in ``--out`` (each ends with exactly ``--trials`` trials).
 
-The procedure, the same for finetune, neggrad, neggrad_plus, mmrecun and tru: a sweep of
+The procedure, the same for finetune, neggrad, neggrad_plus, mmrecun, tru, ifru, scif and
+gif (``--methods`` runs some of them): a sweep of
 ``--trials`` trials (TPE, sampler seed 0, the default objectives: validation NDCG@20 up,
 ``forget_ks`` down) over the method's searched hyperparameters, where each trial runs on
 every *development* task of ``examples/defaults-ml100k-mgcn.toml`` (ml100k / MGCN, seeds
@@ -33,20 +34,21 @@ from harness.protocol.records import objectives  # noqa: E402
 from methods import METHODS  # noqa: E402
 from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name, trial_records  # noqa: E402
 
-METHOD_NAMES = ("finetune", "neggrad", "neggrad_plus", "mmrecun", "tru")
+METHOD_NAMES = ("finetune", "neggrad", "neggrad_plus", "mmrecun", "tru", "ifru", "scif", "gif")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--out", default="runs/defaults-ml100k-mgcn")
+    parser.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), choices=METHOD_NAMES)
     args = parser.parse_args()
     experiment = load_experiment(PROJECT / "examples" / "defaults-ml100k-mgcn.toml")
     out = Path(args.out).resolve()
     store = ResultsStore(out)
     objs = objectives(experiment.tune.objectives)
     with ray_session(experiment.ray, None, out):
-        for name in METHOD_NAMES:
+        for name in args.methods:
             mine = experiment.model_copy(update={"methods": [MethodSpec(name=name)]})
             run_sweep(mine, name, args.trials, out, resume=True, progress=False, retest=False)
     print(f"# Defaults chosen on development tasks (python bench/choose_defaults.py --trials {args.trials})\n")
@@ -58,7 +60,7 @@ def main() -> None:
           "front configuration nearest the retrained model.\n")
     print("| method | trials | front | valid N@20 | retrain valid N@20 | forget KS | previous defaults | chosen |")
     print("|---|---|---|---|---|---|---|---|")
-    for name in METHOD_NAMES:
+    for name in args.methods:
         records = trial_records(store, sweep_name(experiment, name))
         front = front_of(records, objs)
         best = nearest_to_retraining(front, objs)

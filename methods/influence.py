@@ -1,7 +1,11 @@
 """The influence family: one Newton step on the retained loss (:mod:`methods.newton`),
 differing in which entries it moves and how it solves.
 
-    theta <- theta0 + tau * (H + lambda I)^{-1} g / n
+    theta <- theta0 + tau * (H + lambda I)^{-1} g
+
+(the summed form of :mod:`methods.newton`'s ``H_mean^{-1} g / n``: ``H`` here is the
+Hessian of the *summed* retained loss, so ``lambda`` is in the units of one pair's
+curvature whatever the dataset's size).
 
 **The losses.** ``l`` is the backbone's own training loss (``Backbone.loss``: BPR with
 its regularisation and, for MGCN, its contrastive term), in eval mode under
@@ -14,10 +18,11 @@ chunks of the shared batch size, ``sum_chunks |chunk| * l(chunk)``.
   retained pairs ``A`` that share a user or an item with ``D_f``, whose embeddings the
   deletion changes (at most ``graph_pairs`` of them, sampled and scaled up). SCIF has
   no graph term.
-* ``H``: the Hessian of the mean loss, on ``G_r``, of ``hessian_pairs`` retained pairs
-  drawn from the population ``P`` whose curvature the moved entries see: all of ``D_r``
-  when every parameter moves (GIF), else the retained pairs incident to the chosen
-  users and items. ``n = |P|``, so ``n H`` estimates the summed retained Hessian.
+* ``H``: the Hessian, on ``G_r``, of ``|P| / |S|`` times the summed loss of a sample
+  ``S`` of ``hessian_pairs`` retained pairs drawn from the population ``P`` whose
+  curvature the moved entries see: all of ``D_r`` when every parameter moves (GIF), else
+  the retained pairs incident to the chosen users and items. It estimates the Hessian of
+  the summed retained loss.
 * ``lambda`` (``damping``) and ``tau`` (``scale``; 1 in the derivation) are tuned by the
   sweep like every other method's hyperparameters. ``iterations`` caps the
   Hessian-vector products (the cost: about one backward pass each).
@@ -67,7 +72,7 @@ from harness.core.seeding import generator, seeded
 from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
 from methods.newton import Subspace, conjugate_gradient, gradient, hessian_vector_product, lissa
 
-DAMPING = HyperParameter("damping", float, 1e-2, 1e-6, 10.0, log=True, doc="lambda: added to H's diagonal")
+DAMPING = HyperParameter("damping", float, 1e-2, 1e-4, 1e4, log=True, doc="lambda: added to H's diagonal")
 ITERATIONS = HyperParameter("iterations", int, 20, 1, 100, doc="cap on Hessian-vector products (the cost)")
 SCALE = HyperParameter("scale", float, 1.0, 0.01, 1000.0, log=True, doc="tau: multiplies the Newton step")
 HESSIAN_PAIRS = HyperParameter("hessian_pairs", int, 2048, 64, 65536, doc="retained pairs the Hessian is of")
@@ -162,13 +167,14 @@ class InfluenceUnlearning(UnlearningMethod):
                                           task.n_users, task.n_items)]
                 changed = _sample(touched, self.params["graph_pairs"], gen)
                 negatives = sampler.sample(changed[:, 0], gen)
-                weight = len(touched) / max(len(changed), 1)
-                objective = objective + weight * (summed_loss(model, full, changed, negatives, chunk)
+                scaled_up = len(touched) / max(len(changed), 1)
+                objective = objective + scaled_up * (summed_loss(model, full, changed, negatives, chunk)
                                                   - summed_loss(model, retained, changed, negatives, chunk))
                 self.decisions["graph_pairs"] = len(touched)
-            b = gradient(objective, space) / max(len(population), 1)
-            hvp = hessian_vector_product(
-                lambda: summed_loss(model, retained, sample, sample_negatives, chunk) / max(len(sample), 1), space)
+            b = gradient(objective, space)
+            stands_for = len(population) / max(len(sample), 1)  # the sample's sum stands for the population's
+            hvp = hessian_vector_product(lambda: stands_for * summed_loss(model, retained, sample, sample_negatives, chunk),
+                                         space)
             damping, cap = self.params["damping"], self.params["iterations"]
             if self.solver == "cg":
                 solution = conjugate_gradient(hvp, b, damping, cap)
@@ -246,7 +252,7 @@ class GIF(InfluenceUnlearning):
 
     solver = "lissa"
     hyperparameters = (DAMPING, HyperParameter("iterations", int, 5, 1, 100, doc=ITERATIONS.doc), SCALE,
-                       HyperParameter("lissa_scale", float, 50.0, 0.01, 1e4, log=True,
+                       HyperParameter("lissa_scale", float, 1e4, 1.0, 1e6, log=True,
                                       doc="s: LiSSA's scale (every eigenvalue of H + lambda I below 2 s)"),
                        HESSIAN_PAIRS, GRAPH_PAIRS)
     tuned = ("damping", "iterations", "scale", "lissa_scale")
