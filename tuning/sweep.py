@@ -184,6 +184,7 @@ class _Sweep:
         dataset, backbone = experiment.datasets[0], experiment.backbones[0]
         seeds = experiment.development_seeds
         hosts: dict[int, list] = {}
+        pools: dict = {}
         try:
             hosts = {seed: start_hosts(experiment, dataset, backbone, seed, experiment.resources.actors_per_model)
                      for seed in seeds}
@@ -223,9 +224,9 @@ class _Sweep:
                 )
                 results = tuner.fit()
             _check_complete(self, results)
-        finally:
-            for host in (h for group in hosts.values() for h in group):
-                ray.kill(host)
+        finally:  # every actor of this sweep, so a compare's many sweeps do not pile them up
+            for actor in [h for group in hosts.values() for h in group] + list(pools.values()):
+                ray.kill(actor)
 
     def attributes(self, space: dict) -> dict:
         """What the study and the report say about this sweep: method, dataset, backbone,

@@ -79,6 +79,10 @@ def test_tuning_a_baseline_works_the_same_way(ray_local, experiment_file, tmp_pa
     assert len(records) == 3 and set(records["method"]) == {"mmrecun"}
     assert all(set(json.loads(c)) == {"lr", "lambda_f", "max_epochs"} for c in records["config"])
     assert len(summary.front) >= 1  # a three-objective front, NSGA-II
+    from ray._private import state  # the GCS's actor table (the public state API needs the dashboard)
+
+    alive = [a["ActorClassName"] for a in state.actors(actor_state_name="ALIVE").values()]
+    assert not {"HostPool", "ModelHost"} & set(alive), alive  # a compare runs ~100 sweeps: none may leave actors
     with pytest.raises(UserError, match="already holds sweep 'exp-mmrecun'; pass --resume"):
         run_sweep(exp, "mmrecun", 3, tmp_path / "out", progress=False)
 
