@@ -72,7 +72,7 @@ from harness.core.seeding import generator, seeded
 from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
 from methods.newton import Subspace, conjugate_gradient, gradient, hessian_vector_product, lissa
 
-DAMPING = HyperParameter("damping", float, 1e-2, 1e-4, 1e4, log=True, doc="lambda: added to H's diagonal")
+DAMPING = HyperParameter("damping", float, 10.0, 1e-4, 1e4, log=True, doc="lambda: added to H's diagonal")
 ITERATIONS = HyperParameter("iterations", int, 20, 1, 100, doc="cap on Hessian-vector products (the cost)")
 SCALE = HyperParameter("scale", float, 1.0, 0.01, 1000.0, log=True, doc="tau: multiplies the Newton step")
 HESSIAN_PAIRS = HyperParameter("hessian_pairs", int, 2048, 64, 65536, doc="retained pairs the Hessian is of")
