@@ -32,7 +32,7 @@ FIELDS = {
 }
 #: means carried beside FIELDS for readers of the table (not shown as columns of the page)
 CONTEXT = ("retrain_mia_auc",)
-BASELINES = ("retrain", "graph_edit", "redraw", "finetune", "neggrad", "neggrad_plus", "mmrecun")
+BASELINES = ("retrain", "graph_edit", "redraw", "finetune", "neggrad", "neggrad_plus", "mmrecun", "ifru", "scif", "gif")
 #: the reference models' rows: label and the record prefix their figures are read from
 REFERENCE_ROWS = {"original": "original", "retrain": "retrain (reference)", "retrain2": "retrain2 (noise floor)"}
 #: differences from the retrained model: field -> the figure both sides are read from
