@@ -29,7 +29,8 @@ IDENTITY = ("dataset", "backbone", "seed", "regime", "selection", "ratio", "meth
 METRICS = tuple(f"{split}_{m}@{k}" for split in ("retain_valid", "retain_test", "forget")
                 for m in ("ndcg", "recall") for k in (10, 20)) + ("item_exposure@20", "target_test_recall@20",
                                                                   "retain_test_ndcg@20_active",
-                                                                  "retain_test_ndcg@20_inactive", "fairness_gap@20")
+                                                                  "retain_test_ndcg@20_inactive", "fairness_gap@20",
+                                                                  "fairness_active_users")
 #: the figures of the original, the retrained and the second retrained model in every record
 REFERENCE_FIGURES = ("forget_ndcg@10", "forget_ndcg@20", "forget_recall@10", "forget_recall@20", "item_exposure@20",
                      "target_test_recall@20", "retain_valid_ndcg@20", "retain_valid_recall@20", "retain_test_ndcg@20",

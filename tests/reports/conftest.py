@@ -27,7 +27,8 @@ def rec(method, seed=0, ndcg=0.1, ks=0.5, regime="user", params="{}", **extra):
             "retrain2_agreement@20": 0.9, "retrain2_mia_auc": 0.51, "retrain2_privleak": 0.01,
             "retrain2_privleak_low": -0.05, "retrain2_privleak_high": 0.07,
             "retain_valid_ndcg@20": ndcg - 0.01, "original_retain_valid_ndcg@20": 0.125,
-            "retrain_retain_valid_ndcg@20": 0.12, "ratio": 0.2, "forget_pairs": 40, "code_version": "0.1.0+abc",
+            "retrain_retain_valid_ndcg@20": 0.12, "selection": "random", "ratio": 0.2, "forget_pairs": 40,
+            "code_version": "0.1.0+abc",
             "settings": '{"audit_size": 2000, "budget": {"batch_size": 1024, "epochs": 5}, "hparams": {}, '
                         '"training": {"batch_size": 64, "lr": 0.001, "max_epochs": 3}}',
             "started_at": f"2026-12-0{1 + seed % 2}T10:00:00+00:00", "finished_at": f"2026-12-0{1 + seed % 2}T10:05:00+00:00"}

@@ -25,12 +25,16 @@ def test_group_figures_by_hand():
     exclude = pair_mask(torch.zeros((0, 2), dtype=torch.long), 3, 4)
     test = torch.tensor([[0, 0], [1, 1], [2, 3]])  # ranks 1, 2 and 4 of 4
     active = torch.tensor([True, False, False])
-    out = group_figures(score, exclude, test, active, 4)
+    out = group_figures(score, exclude, test, active, 4, min_group=1)
     inactive = (1 / math.log2(3) + 1 / math.log2(5)) / 2  # users 1 and 2, one test item each
     assert out["retain_test_ndcg@20_active"] == pytest.approx(1.0)
     assert out["retain_test_ndcg@20_inactive"] == pytest.approx(inactive)
     assert out["fairness_gap@20"] == pytest.approx(1.0 - inactive)  # active minus inactive: positive here
-    swapped = group_figures(score, exclude, test, ~active, 4)  # the groups the other way round: the sign flips
+    swapped = group_figures(score, exclude, test, ~active, 4, min_group=1)  # the groups the other way round: the sign flips
     assert swapped["fairness_gap@20"] == pytest.approx(inactive - 1.0)
-    empty = group_figures(score, exclude, test[1:], active, 4)
+    assert out["fairness_active_users"] == 1
+    empty = group_figures(score, exclude, test[1:], active, 4, min_group=1)
     assert math.isnan(empty["retain_test_ndcg@20_active"]) and math.isnan(empty["fairness_gap@20"])
+    assert empty["fairness_active_users"] == 0
+    few = group_figures(score, exclude, test, active, 4, min_group=2)  # one active user is too few to judge
+    assert math.isnan(few["retain_test_ndcg@20_active"]) and few["retain_test_ndcg@20_inactive"] == pytest.approx(inactive)
