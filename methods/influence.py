@@ -53,6 +53,18 @@ reimplementation):
   parametrisation ``lambda = damping * scale``). GIF's graph term covers the nodes
   within 2 hops of a deleted edge; here ``A`` is the 1-hop pairs, as in IFRU.
 
+Approximations, each a choice of this reconstruction:
+
+* negatives are drawn outside D (the original's training items), for ``D_r``'s Hessian
+  sample too, where retraining would draw outside ``D_r``: a deleted item can be a
+  negative there; the bias is small at a 5% deletion;
+* for ``ifru`` and ``scif``, ``P`` (the pairs incident to the moved rows) undercounts the
+  curvature those rows see through ``K`` propagation layers, which reach pairs up to
+  ``K`` hops away;
+* in user deletion the retained loss on ``G_r`` does not depend on the deleted users'
+  rows, so their Hessian block is 0 and their step is ``tau g / lambda``, sized by the
+  damping alone: that is what ``forget_ks`` and ``privleak`` see of them.
+
 A backbone without ID rows for users or items (MIG-GT's items) gives ``ifru`` and
 ``scif`` nothing to move there: only the rows it has are moved (``decisions`` says so).
 """

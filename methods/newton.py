@@ -149,8 +149,10 @@ def conjugate_gradient(hvp: Callable[[Vector], Vector], b: Vector, damping: floa
 
 
 def lissa(hvp: Callable[[Vector], Vector], b: Vector, damping: float, scale: float, max_products: int) -> Solution:
-    """Solve ``(H + damping I) x = b`` by the LiSSA recursion of the module docstring
-    (``max_products`` steps; one product more measures the residual)."""
+    """Solve ``(H + damping I) x = b`` by the LiSSA recursion of the module docstring:
+    ``max_products - 1`` recursion steps and one product measuring the residual.
+    ``stopped`` is ``"diverging"`` when that residual exceeds 1 (worse than ``x = 0``:
+    ``scale`` is too small for the largest eigenvalue), else ``"cap"``."""
     h = b.clone()
     for _ in range(max(max_products - 1, 0)):
         h = b + h - (hvp(h) + damping * h) / scale
@@ -158,4 +160,5 @@ def lissa(hvp: Callable[[Vector], Vector], b: Vector, damping: float, scale: flo
             raise FloatingPointError(f"LiSSA diverged: scale {scale} is below half the largest eigenvalue of H + damping I")
     x = h / scale
     residual = hvp(x) + damping * x - b
-    return Solution(x, max_products, float(residual.norm() / max(float(b.norm()), 1e-30)), "cap")
+    relative = float(residual.norm() / max(float(b.norm()), 1e-30))
+    return Solution(x, max_products, relative, "diverging" if relative > 1.0 else "cap")

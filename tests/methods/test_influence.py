@@ -86,9 +86,75 @@ def test_each_member_moves_only_its_entries(trained):
     assert moved["gif"][0].all() and moved["gif"][1].all()  # every parameter
 
 
-def test_the_graph_term_is_part_of_the_step(trained):
-    dataset, original = trained
-    task = make_task(dataset, "interaction", "random", 0.2, 0)
-    with_term = METHODS.get("ifru")(**TINY["ifru"]).unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=64))
-    without = METHODS.get("ifru")(graph_pairs=0, **TINY["ifru"]).unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=64))
-    assert not torch.allclose(with_term.user_embedding, without.user_embedding)
+class _FixedNegatives:
+    """Negatives as a fixed function of the user, so a test can rebuild the method's losses."""
+
+    def __init__(self, edges, n_items):
+        self.n_items = n_items
+
+    def sample(self, users, generator):
+        return (users * 7 + 3) % self.n_items
+
+
+class _Loss(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+
+@pytest.mark.parametrize("method", ["scif", "ifru"])
+def test_the_step_is_the_damped_newton_step_of_the_retained_loss(method, monkeypatch):
+    """unlearn's update against ``(H + lambda I)^{-1} g`` built here from scratch: ``H`` the
+    exact Hessian (torch.autograd.functional.hessian) of the summed retained training loss
+    on G_r over the pairs incident to the moved nodes, ``g`` the gradient of the deleted
+    pairs' summed loss on G plus (IFRU) the graph term over the pairs sharing a user or an
+    item with D_f; every sampling cap above the set sizes, one loss chunk each."""
+    from backbones.base import Batch
+    from backbones.blocks.graph import UserItemGraph
+
+    monkeypatch.setattr(influence, "NegativeSampler", _FixedNegatives)
+    dataset = tiny_dataset()
+    original = build_backbone("lightgcn", dataset, 0, {"dim": 4})
+    train(original, torch.from_numpy(dataset.train), torch.from_numpy(dataset.valid),
+          TrainConfig.for_backbone(type(original), max_epochs=20, batch_size=64), 0, progress=False)
+    task = make_task(dataset, "interaction", "random", 0.1, 0)
+    damping = 3.0
+    instance = METHODS.get(method)(damping=damping, iterations=100, scale=1.0, hessian_pairs=65536,
+                                   **({"graph_pairs": 65536} if method == "ifru" else {}))
+    unlearned = instance.unlearn(copy.deepcopy(original), task, Budget(seed=0, batch_size=100_000))
+    space, nodes = instance.subspace(original, task)  # the entries it chose (tested above); nothing is moved
+    by_id = {id(p): n for n, p in original.named_parameters()}
+    names = [by_id[id(p)] for p in space.params]
+
+    retain, forget = torch.from_numpy(task.retain), torch.from_numpy(task.forget)
+    full = UserItemGraph(torch.cat([retain, forget]), task.n_users, task.n_items)
+    kept = task.retain_graph()
+    users = torch.from_numpy(nodes[nodes < task.n_users])
+    items = torch.from_numpy(nodes[nodes >= task.n_users] - task.n_users)
+    population = retain[influence.incident(retain, users, items, task.n_users, task.n_items)]
+    changed = retain[influence.incident(retain, torch.from_numpy(task.users), torch.from_numpy(task.items),
+                                        task.n_users, task.n_items)]
+    loss_of = _Loss(original).eval()
+
+    def summed(x, graph, pairs):
+        shifted = {f"model.{n}": p.detach() + d for n, p, d in zip(names, space.params, space.unflatten(x))}
+        batch = Batch(graph, pairs[:, 0], pairs[:, 1], (pairs[:, 0] * 7 + 3) % task.n_items)
+        return len(pairs) * torch.func.functional_call(loss_of, shifted, (batch,))
+
+    def objective(x):
+        out = summed(x, full, forget)
+        if method == "ifru":  # the graph term: the changed pairs on the old graph minus on G_r
+            out = out + summed(x, full, changed) - summed(x, kept, changed)
+        return out
+
+    zero = torch.zeros(space.size)
+    hessian = torch.autograd.functional.hessian(lambda x: summed(x, kept, population), zero).double()
+    g = torch.autograd.functional.jacobian(objective, zero).double()
+    expected = torch.linalg.solve(hessian + damping * torch.eye(space.size, dtype=torch.float64), g)
+    after = dict(unlearned.named_parameters())
+    moved = space.flatten([after[n].detach() - p.detach() for n, p in zip(names, space.params)])
+    assert instance.summary()["solver_stopped"] == "converged"
+    assert float((moved.double() - expected).norm() / expected.norm()) < 1e-4
