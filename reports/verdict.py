@@ -7,9 +7,13 @@ Everything here is a pure function of those intervals.
 The rules (issue 14's acceptance; the same ones the README quotes):
 
 * **Badness.** A figure is turned into "lower is better": ``-x`` for test NDCG@20 and
-  agreement@20, ``x`` for ``forget_ks``, ``|x|`` for PrivLeak (0 = the retrained model's
-  level; either side is a leak). An interval becomes one of badness
-  (:func:`reports.statistics.badness_interval`).
+  agreement@20, ``x`` for ``forget_ks`` and for ``abs_privleak``, the per-seed ``|PrivLeak|``
+  (0 = the retrained model's level; either side is a leak; taken per seed, as tuning and
+  the paired wins take it, so seeds of opposite sign do not cancel). An interval becomes
+  one of badness (:func:`reports.statistics.badness_interval`).
+* **Same seeds.** Methods are compared only on the same report seeds: a cell is judged
+  when TRU has a record on every report seed, against the baselines that do too; a
+  baseline with fewer (an error on some seed) is listed as *incomplete*, not judged.
 * **Best baseline** on a figure: the baseline with the lowest mean badness (each figure
   has its own; ties go to the first in :data:`reports.tables.BASELINES` order).
 * **Standing** of TRU on a figure against that baseline: ``better`` when TRU's mean
@@ -30,7 +34,7 @@ from reports.tables import BASELINES
 
 #: the acceptance figures: (field, heading, better), better in max / min / abs (nearer 0)
 FIGURES = (("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS", "min"),
-           ("privleak", "PrivLeak", "abs"), ("agreement@20", "agreement@20", "max"))
+           ("abs_privleak", "|PrivLeak|", "min"), ("agreement@20", "agreement@20", "max"))
 SUBJECT, PREVIOUS = "tru", "tru-v2"
 #: TRU with all three interventions off is MMRecUn (tests/methods/test_tru.py pins it)
 ALL_OFF = "mmrecun"
@@ -84,11 +88,24 @@ def dominated_by(stats: dict[str, dict], subject: str = SUBJECT) -> list[str]:
     return out
 
 
-def cell_verdict(stats: dict[str, dict], subject: str = SUBJECT) -> dict:
+def cell_verdict(stats: dict[str, dict], subject: str = SUBJECT, seeds: dict[str, set] | None = None,
+                 report_seeds: set | None = None) -> dict:
     """Per figure: the best baseline, the subject's standing and whether it is a win or a
-    loss; the goal; the dominating baselines. ``{}`` without the subject or a baseline."""
+    loss; the goal; the dominating baselines; ``incomplete``, the baselines left out for
+    missing report seeds. ``{}`` without the subject or a baseline. ``seeds``: per method,
+    the report seeds it has records on; ``report_seeds``: all of them (module docstring)."""
     if subject not in stats or not baselines_of(stats):
         return {}
+    incomplete = []
+    if seeds is not None and report_seeds is not None:
+        incomplete = [m for m in baselines_of(stats) if seeds.get(m, set()) != report_seeds]
+        if seeds.get(subject, set()) != report_seeds:
+            return {"figures": {f: {"best": None, "standing": "-", "win": False, "loss": False} for f, _, _ in FIGURES},
+                    "goal": False, "known": False, "dominated_by": [], "incomplete": incomplete,
+                    "subject_incomplete": True}
+        stats = {m: v for m, v in stats.items() if m not in incomplete}
+        if not baselines_of(stats):
+            return {}
     figures = {}
     for field, _, better in FIGURES:
         best = best_baseline(stats, field, better)
@@ -100,7 +117,7 @@ def cell_verdict(stats: dict[str, dict], subject: str = SUBJECT) -> dict:
             "win": clear and separated(mine, theirs, better), "loss": clear and separated(theirs, mine, better)}
     known = all(f["standing"] != "-" for f in figures.values())
     return {"figures": figures, "goal": known and all(f["standing"] in ("better", "within") for f in figures.values()),
-            "known": known, "dominated_by": dominated_by(stats, subject)}
+            "known": known, "dominated_by": dominated_by(stats, subject), "incomplete": incomplete}
 
 
 def _value(stats: dict | None, digits: int = 3) -> str:
@@ -115,11 +132,13 @@ def _mark(figure: dict) -> str:
     return figure["standing"] + (" (win)" if figure["win"] else " (loss)" if figure["loss"] else "")
 
 
-def verdict_markdown(cells: list[tuple[str, dict[str, dict]]]) -> str:
+def verdict_markdown(cells: list[tuple], report_seeds: set | None = None) -> str:
     """The verdict section: a per-cell summary with the goal count, one table per figure
     with the intervals, the speed-up, and the ablation tables. ``cells``: ``(label, stats)``
-    in table order. ``""`` when no cell has both TRU and a baseline."""
-    judged = [(label, stats, cell_verdict(stats)) for label, stats in cells]
+    or ``(label, stats, seeds)`` (per method, its report seeds) in table order. ``""``
+    when no cell has both TRU and a baseline."""
+    judged = [(cell[0], cell[1], cell_verdict(cell[1], seeds=cell[2] if len(cell) > 2 else None,
+                                              report_seeds=report_seeds)) for cell in cells]
     judged = [(label, stats, v) for label, stats, v in judged if v]
     if not judged:
         return ""
@@ -130,17 +149,20 @@ def verdict_markdown(cells: list[tuple[str, dict[str, dict]]]) -> str:
              f"Baselines: {', '.join(m for m in BASELINES if m != 'retrain')} (those present). Per figure the best "
              "baseline is the one with the best mean; TRU's standing is *better* (better mean), *within* (inside the "
              "best baseline's 95% interval) or *short*; *win* / *loss*: the two 95% intervals are disjoint. "
-             "PrivLeak is judged by its distance to 0.", "",
+             "PrivLeak is judged by its per-seed distance to 0. Methods are compared on the same report seeds only: "
+             "a baseline missing some (an error) is *incomplete* and not judged; a cell where TRU misses some is not "
+             "judged (-).", "",
              f"**Goal met (better or within on all four figures): {len(met)} of {len(judged)} cells** "
              f"({len(known)} with report figures for every method). "
              f"**Dominated beyond the interval: {len(dominated)} cells**"
              + (": " + "; ".join(f"{label} by {', '.join(by)}" for label, by in dominated) if dominated else "") + ".",
-             "", "| cell | " + " | ".join(h for _, h, _ in FIGURES) + " | goal | dominated by |",
-             "|---|" + "---|" * (len(FIGURES) + 2)]
+             "", "| cell | " + " | ".join(h for _, h, _ in FIGURES) + " | goal | dominated by | incomplete |",
+             "|---|" + "---|" * (len(FIGURES) + 3)]
     for label, _, v in judged:
         figs = v["figures"]
         lines.append(f"| {label} | " + " | ".join(f"{_mark(figs[f])} vs {figs[f]['best'] or '-'}" for f, _, _ in FIGURES)
-                     + f" | {'yes' if v['goal'] else 'no' if v['known'] else '-'} | {', '.join(v['dominated_by']) or '-'} |")
+                     + f" | {'yes' if v['goal'] else 'no' if v['known'] else '-'} | {', '.join(v['dominated_by']) or '-'}"
+                     f" | {', '.join(v['incomplete'] + (['tru'] if v.get('subject_incomplete') else [])) or '-'} |")
     for field, heading, _ in FIGURES:
         lines += ["", f"### {heading}: mean [95% interval] over report seeds", "",
                   "| cell | tru | best baseline | its value | standing | tru-v2 |", "|---|---|---|---|---|---|"]
@@ -163,7 +185,8 @@ def _speed_markdown(judged) -> str:
             if speed["mean"] < SPEEDUP_GOAL:
                 short.append(label)
     head = [f"### TRU's speed-up over retraining (goal: at least {SPEEDUP_GOAL:.0f}x in every cell)", "",
-            "retrain seconds / TRU's unlearn seconds of its representative, both measured in this grid. "
+            "retrain seconds / TRU's unlearn seconds of its representative, both measured in this grid, alongside "
+            "its other jobs (so noisy: bench/bench_tru_speed.py measures the two alone, side by side). "
             + (f"Short of {SPEEDUP_GOAL:.0f}x: {', '.join(short)}." if short else f"No cell is short of {SPEEDUP_GOAL:.0f}x."),
             "", "| cell | TRU unlearn s | speed-up |", "|---|---|---|"]
     return "\n".join(head + rows)

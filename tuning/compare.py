@@ -57,7 +57,7 @@ SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS",
          ("fairness_gap@20", "fairness gap@20", None), ("fairness_gap_vs_retrain@20", "gap vs retrain", "abs"),
          ("unlearn_seconds", "unlearn s", "min")]
 #: what the verdict (:mod:`reports.verdict`) reads beyond SHOWN
-VERDICT_FIELDS = [f for f, _, _ in SHOWN] + ["speedup"]
+VERDICT_FIELDS = [f for f, _, _ in SHOWN] + ["speedup", "abs_privleak"]
 #: the paired comparisons: (field, mode); ``abs:`` compares absolute values
 PAIRED = [("retain_test_ndcg@20", "max"), ("forget_ks", "min"), ("abs:privleak", "min"), ("agreement@20", "max")]
 
@@ -227,9 +227,11 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
         lines += [f"## {' / '.join(key)}", ""]
         lines.append("| method | seeds | " + " | ".join(h for _, h, _ in SHOWN) + " | params |")
         lines.append("|---|---|" + "---|" * len(SHOWN) + "---|")
+        rows = {name: frame.assign(abs_privleak=frame["privleak"].abs()) if "privleak" in frame else frame
+                for name, frame in rows.items()}
         stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f in VERDICT_FIELDS}
                  for name, frame in rows.items()}
-        judged.append((" / ".join(key), {m: stats[m] for m in methods}))
+        judged.append((" / ".join(key), {m: stats[m] for m in methods}, {m: set(rows[m]["seed"]) for m in methods}))
         best = {f: _best({m: stats[m][f] for m in methods}, better, methods) for f, _, better in SHOWN}
         for name in methods + [n for n in rows if n not in methods]:
             cells = []
@@ -251,5 +253,5 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
             result = paired_wins(rows[a], rows[b], PAIRED)
             lines.append(f"| {a} vs {b} | " + " | ".join(f"{result[f][0]}/{result[f][1]}" for f, _ in PAIRED) + " |")
         lines.append("")
-    verdict = verdict_markdown(judged)
+    verdict = verdict_markdown(judged, set(experiment.report_seeds))
     return "\n".join(lines + ([verdict, ""] if verdict else []))

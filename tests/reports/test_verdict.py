@@ -9,7 +9,7 @@ def iv(mean, half=0.01, n=3):
 
 
 def method(ndcg=0.14, ks=0.2, privleak=0.05, agreement=0.6, half=0.01, speedup=100.0):
-    return {"retain_test_ndcg@20": iv(ndcg, half), "forget_ks": iv(ks, half), "privleak": iv(privleak, half),
+    return {"retain_test_ndcg@20": iv(ndcg, half), "forget_ks": iv(ks, half), "abs_privleak": iv(privleak, half),
             "agreement@20": iv(agreement, half), "speedup": iv(speedup, 1.0), "unlearn_seconds": iv(1.0, 0.1)}
 
 
@@ -41,8 +41,8 @@ def test_the_best_baseline_is_chosen_per_figure_among_baselines_only():
              "tru-v2": method(ndcg=0.2, ks=0.0), "retrain": method(ndcg=0.3, ks=0.0)}
     assert best_baseline(stats, "retain_test_ndcg@20", "max") == "finetune"
     assert best_baseline(stats, "forget_ks", "min") == "mmrecun"
-    stats["graph_edit"] = method(privleak=-0.01)
-    assert best_baseline(stats, "privleak", "abs") == "graph_edit"  # nearest 0, not the most negative
+    stats["graph_edit"] = method(privleak=0.01)
+    assert best_baseline(stats, "abs_privleak", "min") == "graph_edit"  # per-seed |PrivLeak|: nearest 0
 
 
 def test_domination_needs_every_mean_as_good_and_one_interval_clear():
@@ -80,4 +80,16 @@ def test_the_markdown_counts_cells_and_marks_ablations():
     assert "| a / mgcn / user | 0.100 | 0.300 ▼ | 0.350 ▼ |" in ks_ablation  # gate off: KS worse beyond the noise
     assert "0.600 [0.590, 0.610]" in text  # TRU v2 beside them, with its interval
     assert verdict_markdown([("c", {"finetune": method()})]) == ""
-    assert [f for f, _, _ in FIGURES] == ["retain_test_ndcg@20", "forget_ks", "privleak", "agreement@20"]
+    assert [f for f, _, _ in FIGURES] == ["retain_test_ndcg@20", "forget_ks", "abs_privleak", "agreement@20"]
+
+
+def test_methods_are_judged_on_the_same_report_seeds_only():
+    stats = {"tru": method(ndcg=0.10), "finetune": method(ndcg=0.14), "mmrecun": method(ndcg=0.11)}
+    full = {0, 1, 2}
+    # finetune failed on seed 2: not judged, so TRU's N@20 stands against mmrecun's
+    v = cell_verdict(stats, seeds={"tru": full, "finetune": {0, 1}, "mmrecun": full}, report_seeds=full)
+    assert v["incomplete"] == ["finetune"] and v["figures"]["retain_test_ndcg@20"]["best"] == "mmrecun"
+    lost = cell_verdict(stats, seeds={"tru": {0, 1}, "finetune": full, "mmrecun": full}, report_seeds=full)
+    assert not lost["known"] and not lost["goal"]  # TRU missing a seed: the cell is not judged
+    text = verdict_markdown([("a", stats, {"tru": full, "finetune": {0, 1}, "mmrecun": full})], full)
+    assert "| a |" in text and "| finetune |" in text.split("| goal | dominated by | incomplete |")[1].split("###")[0]
