@@ -11,7 +11,9 @@ dates: :func:`reports.tables.settings_block`) and, for each sweep in the folder,
 searched (objectives, trials, space, sampler, study path: ``_sweeps/<sweep>.json``,
 written by :mod:`tuning.sweep`). Per cell: the test figure and table on report seeds
 (configurations labelled with their parameters, the hypervolume once per method), then
-the sweep's trials at their validation figures, drawn and tabled.
+the sweep's trials at their validation figures, drawn and tabled. Then, where a cell's
+records span more than one deletion ratio, the "Deletion size" section: its figures
+against |D_f| (:mod:`reports.sizes`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from harness.core.errors import UserError
 from harness.distributed.store import ResultsStore
 from reports.figures import cell_figures, trial_figures
 from reports.pareto import REFERENCE
+from reports.sizes import size_figures
 from reports.tables import (CELL, FIELDS, VALID_Y, X, config_labels, fronts, hypervolumes, method_table, points, reference_rows,
                             references, settings_block, tidy, trial_points, trial_references)
 
@@ -189,8 +192,28 @@ def build_page(frame: pd.DataFrame, title: str, sweeps: list[dict] = ()) -> tupl
             parts.append(validation[cell].to_html(full_html=False, include_plotlyjs=False, div_id=f"trials-{index}"))
             names.append((cell + ("trials",), validation[cell]))
             parts.append(_trials_html(_in(trials, cell), _in(trial_refs, cell).iloc[0].to_dict()))
+    parts += _sizes_html(size_figures(records), names)
     parts.append("</body></html>")
     return "\n".join(parts), names
+
+
+def _sizes_html(sizes: list, names: list) -> list[str]:
+    """The "Deletion size" section (none without a cell whose ratios vary); appends its
+    figures to ``names`` (PNG export)."""
+    if not sizes:
+        return []
+    parts = ["<h2>Deletion size</h2>", "<p class='note'>Per cell whose records span several deletion ratios: "
+             "retained test NDCG@20, forget KS, PrivLeak and the cost (unlearn seconds, log scale) against the "
+             "number of deleted pairs |D_f| (log scale; the mean forget-set size of the records at each ratio), one "
+             "line per method and selection (dash and marker: random solid circle, core dashed square, edge dotted "
+             "triangle), each point the mean over report seeds with its 95% Student-t interval as an error bar. "
+             "The black lines are the retrained model of each selection: its test NDCG@20, 0 for forget KS and "
+             "PrivLeak (retraining is their reference), and the seconds training it took.</p>"]
+    for index, (cell, fig) in enumerate(sizes):
+        parts.append(f"<h3>{' / '.join(html.escape(str(c)) for c in cell)}: deletion size</h3>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"sizes-{index}"))
+        names.append((cell + ("deletion size",), fig))
+    return parts
 
 
 def read_sweeps(store_folder: str | Path) -> list[dict]:
@@ -232,5 +255,5 @@ def write_pngs(figures: list, folder: Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for index, (cell, fig) in enumerate(figures):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(c) for c in cell))
-        fig.write_image(folder / f"{index:02d}-{name}.png", width=900, height=460)
+        fig.write_image(folder / f"{index:02d}-{name}.png", width=900, height=max(460, fig.layout.height or 0))
     return len(figures)
