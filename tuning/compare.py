@@ -131,7 +131,8 @@ def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
         cell = cell_experiment(experiment, dataset, backbone, regime)
         for spec in experiment.method_specs():
             sweep = sweep_name(cell, spec.name)
-            row = {"dataset": Path(dataset).name, "backbone": backbone, "regime": regime.regime, "method": spec.name,
+            row = {"dataset": Path(dataset).name, "backbone": backbone, "regime": regime.regime,
+                   "selection": regime.selection, "ratio": regime.ratio, "method": spec.name,
                    "sweep": sweep, "params": None, "front": 0}
             if tuned(spec):
                 front = front_of(trial_records(store, sweep), objs)
@@ -220,18 +221,22 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
              "separated from the others. params: the representative's searched hyperparameters (3 significant "
              "digits); the others are the method's declared defaults.", ""]
     judged = []
-    for key, group in chosen.groupby(["dataset", "backbone", "regime"], sort=False):
-        cell = records[(records["dataset"] == key[0]) & (records["backbone"] == key[1]) & (records["regime"] == key[2])]
+    several = chosen.groupby("regime")[["selection", "ratio"]].nunique().max(axis=1).to_dict()
+    for key, group in chosen.groupby(["dataset", "backbone", "regime", "selection", "ratio"], sort=False):
+        dataset, backbone, regime, selection, ratio = key
+        cell = records[(records["dataset"] == dataset) & (records["backbone"] == backbone) & (records["regime"] == regime)
+                       & (records["selection"] == selection) & (records["ratio"] == ratio)]
         rows = _cell_rows(cell, group)
         methods = [m for m in group["method"] if m in rows]
-        lines += [f"## {' / '.join(key)}", ""]
+        title = [dataset, backbone, regime + (f" ({selection} {ratio:g})" if several.get(regime, 1) > 1 else "")]
+        lines += [f"## {' / '.join(title)}", ""]
         lines.append("| method | seeds | " + " | ".join(h for _, h, _ in SHOWN) + " | params |")
         lines.append("|---|---|" + "---|" * len(SHOWN) + "---|")
         rows = {name: frame.assign(abs_privleak=frame["privleak"].abs()) if "privleak" in frame else frame
                 for name, frame in rows.items()}
         stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f in VERDICT_FIELDS}
                  for name, frame in rows.items()}
-        judged.append((" / ".join(key), {m: stats[m] for m in methods}, {m: set(rows[m]["seed"]) for m in methods}))
+        judged.append((" / ".join(title), {m: stats[m] for m in methods}, {m: set(rows[m]["seed"]) for m in methods}))
         best = {f: _best({m: stats[m][f] for m in methods}, better, methods) for f, _, better in SHOWN}
         for name in methods + [n for n in rows if n not in methods]:
             cells = []

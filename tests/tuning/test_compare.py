@@ -144,3 +144,32 @@ def test_cell_rows_take_each_seeds_newest_record():
     assert mine == {0: 0.2, 1: 0.5}  # the oldest-first order would give 0.1 for seed 0
     retrain = rows["retrain (reference)"].set_index("seed")["retain_test_ndcg@20"].to_dict()
     assert retrain == {0: 0.4, 1: 0.6}  # the references come from the same newest records
+
+
+def _report_records():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("reports_conftest", Path(__file__).parents[1] / "reports" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rec
+
+
+def test_one_regime_at_two_ratios_gets_two_sections(experiment_file):
+    from tuning.compare import compare_markdown
+
+    rec = _report_records()
+    experiment = load_experiment(experiment_file(
+        regimes='[{regime = "user", ratio = 0.05}, {regime = "user", ratio = 0.2}]', report_seeds="[0, 1]"))
+    chosen, records = [], []
+    for ratio, ndcg in ((0.05, 0.14), (0.2, 0.10)):
+        for method in ("graph_edit", "mmrecun"):
+            sweep = f"s-{ratio}-{method}"
+            chosen.append({"dataset": "tiny", "backbone": "lightgcn", "regime": "user", "selection": "random",
+                           "ratio": ratio, "method": method, "sweep": sweep, "params": "{}", "front": 1})
+            records += [rec(method, seed, ndcg, sweep=sweep, split="test", ratio=ratio) for seed in (0, 1)]
+    text = compare_markdown(experiment, pd.DataFrame(records), pd.DataFrame(chosen), 4)
+    assert "## tiny / lightgcn / user (random 0.05)" in text and "## tiny / lightgcn / user (random 0.2)" in text
+    first, second = text.split("(random 0.2)")
+    assert "| graph_edit | 2 | 0.140" in first and "| graph_edit | 2 | 0.100" in second  # never mixed
