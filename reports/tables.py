@@ -53,8 +53,18 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     name, followed by the parameters that tell its configurations apart
     (:func:`config_labels`): ``method: lr=0.01`` when a cell's runs hold several of its
     configurations, ``method front: lr=0.0157, lambda_f=7.26`` for a re-tested
-    configuration of a sweep's front (the dimensions its trials searched)."""
+    configuration of a sweep's front (the dimensions its trials searched).
+
+    A regime recorded at several deletions (selections or ratios) in one (dataset,
+    backbone) becomes one cell per deletion: ``regime`` reads e.g. ``user (core 0.05)``
+    (``regime_name`` keeps ``user``), so every table, front, hypervolume, reference marker
+    and figure of a cell is of one deletion."""
     ok = frame[frame["status"] == "ok"].copy()
+    ok["regime_name"] = ok["regime"]
+    if {"selection", "ratio"} <= set(ok):
+        deletion = ok["selection"].astype(str) + " " + ok["ratio"].map(lambda r: f"{r:g}" if pd.notna(r) else "?")
+        several = deletion.groupby([ok[c] for c in CELL], sort=False).transform("nunique") > 1
+        ok.loc[several, "regime"] = ok.loc[several, "regime"] + " (" + deletion[several] + ")"
     ok["kind"] = np.where(ok["sweep"].isna(), "run", np.where(ok["split"] == "test", "retest", "trial"))
     ok["label"] = ok["method"]
     for kind, suffix in (("run", ""), ("retest", " front")):

@@ -97,9 +97,12 @@ def test_the_page_has_a_deletion_size_section_only_when_ratios_vary(records, two
     assert "Deletion size" not in text and all("deletion size" not in name for name, _ in figures)
     text, figures = build_page(two_ratios, "r")
     assert text.count("<h2>Deletion size</h2>") == 1 and text.index("<h2>Deletion size</h2>") > text.index("<table>")
-    assert [name for name, _ in figures] == [("tiny", "lightgcn", "user"), ("tiny", "lightgcn", "user", "trials"),
+    # one cell per deletion (its table, front and reference markers of that deletion only), the curves across them
+    assert [name for name, _ in figures] == [("tiny", "lightgcn", "user (random 0.05)"),
+                                             ("tiny", "lightgcn", "user (random 0.1)"),
+                                             ("tiny", "lightgcn", "user (random 0.1)", "trials"),
                                              ("tiny", "lightgcn", "user", "deletion size")]
-    assert ">tru [ratio=0.05]</td>" in text and ">tru [ratio=0.1]</td>" in text  # the cell's table still splits rows
+    assert "<h2>tiny / lightgcn / user (random 0.05)</h2>" in text and ">tru</td>" in text
 
 
 def _cost_growth():

@@ -34,8 +34,14 @@ def test_code_versions_and_ratios_split_rows_too_and_agreeing_records_keep_their
     assert set(tidy(records)["label"]) == {"graph_edit", "mmrecun", "tru", "tru front: lr=0.03", "tru-no-gate"}
     frame = pd.DataFrame([rec("tru", 0), rec("tru", 1, code_version="0.1.0+def"), rec("tru", 2, ratio=0.1),
                           rec("tru", 3, settings=None)])
-    assert list(tidy(frame)["label"]) == ["tru [code=0.1.0+abc, ratio=0.2]", "tru [code=0.1.0+def, ratio=0.2]",
-                                          "tru [code=0.1.0+abc, ratio=0.1]",
-                                          "tru [settings not recorded, code=0.1.0+abc, ratio=0.2]"]
+    tidied = tidy(frame)
+    assert list(tidied["label"]) == ["tru [code=0.1.0+abc]", "tru [code=0.1.0+def]", "tru",
+                                     "tru [settings not recorded, code=0.1.0+abc]"]
+    # another deletion ratio is another cell, not another row of the same cell
+    assert list(tidied["regime"]) == ["user (random 0.2)"] * 2 + ["user (random 0.1)", "user (random 0.2)"]
+    assert set(tidied["regime_name"]) == {"user"}
+    assert list(settings_suffixes(frame, ["method"])) == [" [code=0.1.0+abc, ratio=0.2]", " [code=0.1.0+def, ratio=0.2]",
+                                                          " [code=0.1.0+abc, ratio=0.1]",
+                                                          " [settings not recorded, code=0.1.0+abc, ratio=0.2]"]
     one = pd.DataFrame([rec("tru", 0), rec("tru", 1, settings=None)])  # only the settings' presence differs
     assert list(settings_suffixes(one, ["method"])) == ["", " [settings not recorded]"]
