@@ -14,8 +14,14 @@ The rules (issue 14's acceptance; the same ones the README quotes):
 * **Same seeds.** Methods are compared only on the same report seeds: a cell is judged
   when TRU has a record on every report seed, against the baselines that do too; a
   baseline with fewer (an error on some seed) is listed as *incomplete*, not judged.
-* **Best baseline** on a figure: the baseline with the lowest mean badness (each figure
-  has its own; ties go to the first in :data:`reports.tables.BASELINES` order).
+* **The best baseline** of a cell: one baseline, the one nearest the retrained model by
+  the rule that picks every method's representative (``tuning.sweep.nearest_to_retraining``
+  on the experiment's objectives), applied to the baselines' means over the report seeds
+  of those objectives. They are validation figures (no test figure chooses the
+  comparator), and choosing the strongest comparator can only make TRU's standing
+  harder. The caller (``tru compare``) chooses it; one best baseline per figure would pit
+  TRU against ``graph_edit``'s untouched NDCG and agreement and ``neggrad_plus``'s
+  forgetting at once, a target no single method could meet.
 * **Standing** of TRU on a figure against that baseline: ``better`` when TRU's mean
   badness is lower than the baseline's; ``within`` when it is not, but lies inside the
   baseline's 95% interval; ``short`` otherwise. A ``win`` (``loss``) additionally needs
@@ -67,13 +73,6 @@ def baselines_of(stats: dict[str, dict]) -> list[str]:
     return [m for m in BASELINES if m in stats and m != "retrain"]
 
 
-def best_baseline(stats: dict[str, dict], field: str, better: str) -> str | None:
-    """The baseline with the lowest mean badness on ``field`` among those with a usable interval."""
-    ranked = [(badness(stats[m][field]["mean"], better), i, m) for i, m in enumerate(baselines_of(stats))
-              if usable(stats[m].get(field))]
-    return min(ranked)[2] if ranked else None
-
-
 def dominated_by(stats: dict[str, dict], subject: str = SUBJECT) -> list[str]:
     """The baselines that dominate ``subject`` beyond the interval (module docstring)."""
     mine = stats[subject]
@@ -88,12 +87,13 @@ def dominated_by(stats: dict[str, dict], subject: str = SUBJECT) -> list[str]:
     return out
 
 
-def cell_verdict(stats: dict[str, dict], subject: str = SUBJECT, seeds: dict[str, set] | None = None,
-                 report_seeds: set | None = None) -> dict:
-    """Per figure: the best baseline, the subject's standing and whether it is a win or a
-    loss; the goal; the dominating baselines; ``incomplete``, the baselines left out for
-    missing report seeds. ``{}`` without the subject or a baseline. ``seeds``: per method,
-    the report seeds it has records on; ``report_seeds``: all of them (module docstring)."""
+def cell_verdict(stats: dict[str, dict], best: str | None, subject: str = SUBJECT,
+                 seeds: dict[str, set] | None = None, report_seeds: set | None = None) -> dict:
+    """Per figure: the subject's standing against the cell's best baseline ``best`` and
+    whether it is a win or a loss; the goal; the dominating baselines; ``incomplete``,
+    the baselines left out for missing report seeds. ``{}`` without the subject or a
+    baseline. ``seeds``: per method, the report seeds it has records on;
+    ``report_seeds``: all of them (module docstring)."""
     if subject not in stats or not baselines_of(stats):
         return {}
     incomplete = []
@@ -101,14 +101,14 @@ def cell_verdict(stats: dict[str, dict], subject: str = SUBJECT, seeds: dict[str
         incomplete = [m for m in baselines_of(stats) if seeds.get(m, set()) != report_seeds]
         if seeds.get(subject, set()) != report_seeds:
             return {"figures": {f: {"best": None, "standing": "-", "win": False, "loss": False} for f, _, _ in FIGURES},
-                    "goal": False, "known": False, "dominated_by": [], "incomplete": incomplete,
+                    "goal": False, "known": False, "best": None, "dominated_by": [], "incomplete": incomplete,
                     "subject_incomplete": True}
         stats = {m: v for m, v in stats.items() if m not in incomplete}
         if not baselines_of(stats):
             return {}
+    best = best if best in baselines_of(stats) else None
     figures = {}
     for field, _, better in FIGURES:
-        best = best_baseline(stats, field, better)
         mine = stats[subject][field]
         theirs = stats[best][field] if best else None
         clear = best is not None and usable(mine) and usable(theirs)
@@ -117,7 +117,7 @@ def cell_verdict(stats: dict[str, dict], subject: str = SUBJECT, seeds: dict[str
             "win": clear and separated(mine, theirs, better), "loss": clear and separated(theirs, mine, better)}
     known = all(f["standing"] != "-" for f in figures.values())
     return {"figures": figures, "goal": known and all(f["standing"] in ("better", "within") for f in figures.values()),
-            "known": known, "dominated_by": dominated_by(stats, subject), "incomplete": incomplete}
+            "known": known, "best": best, "dominated_by": dominated_by(stats, subject), "incomplete": incomplete}
 
 
 def _value(stats: dict | None, digits: int = 3) -> str:
@@ -134,11 +134,11 @@ def _mark(figure: dict) -> str:
 
 def verdict_markdown(cells: list[tuple], report_seeds: set | None = None) -> str:
     """The verdict section: a per-cell summary with the goal count, one table per figure
-    with the intervals, the speed-up, and the ablation tables. ``cells``: ``(label, stats)``
-    or ``(label, stats, seeds)`` (per method, its report seeds) in table order. ``""``
-    when no cell has both TRU and a baseline."""
-    judged = [(cell[0], cell[1], cell_verdict(cell[1], seeds=cell[2] if len(cell) > 2 else None,
-                                              report_seeds=report_seeds)) for cell in cells]
+    with the intervals, the speed-up, and the ablation tables. ``cells``: ``(label, stats,
+    best, seeds)`` in table order: the cell's best baseline, and per method its report
+    seeds (``None``: not checked). ``""`` when no cell has both TRU and a baseline."""
+    judged = [(label, stats, cell_verdict(stats, best, seeds=seeds, report_seeds=report_seeds))
+              for label, stats, best, seeds in cells]
     judged = [(label, stats, v) for label, stats, v in judged if v]
     if not judged:
         return ""
@@ -146,9 +146,12 @@ def verdict_markdown(cells: list[tuple], report_seeds: set | None = None) -> str
     known = [label for label, _, v in judged if v["known"]]
     dominated = [(label, v["dominated_by"]) for label, _, v in judged if v["dominated_by"]]
     lines = ["## TRU against the best baseline", "",
-             f"Baselines: {', '.join(m for m in BASELINES if m != 'retrain')} (those present). Per figure the best "
-             "baseline is the one with the best mean; TRU's standing is *better* (better mean), *within* (inside the "
-             "best baseline's 95% interval) or *short*; *win* / *loss*: the two 95% intervals are disjoint. "
+             f"Baselines: {', '.join(m for m in BASELINES if m != 'retrain')} (those present). A cell's best baseline "
+             "is the one nearest the retrained model by the rule that picks each method's representative, on its "
+             "validation objectives over the report seeds; on each figure TRU's standing against it is *better* "
+             "(better mean), *within* (inside its 95% interval) or *short*; *win* / *loss*: the two 95% intervals "
+             "are disjoint. *Dominated*: another baseline is at least as good on all four means and clear of TRU's "
+             "interval on one. "
              "PrivLeak is judged by its per-seed distance to 0. Methods are compared on the same report seeds only: "
              "a baseline missing some (an error) is *incomplete* and not judged; a cell where TRU misses some is not "
              "judged (-).", "",
@@ -156,11 +159,11 @@ def verdict_markdown(cells: list[tuple], report_seeds: set | None = None) -> str
              f"({len(known)} with report figures for every method). "
              f"**Dominated beyond the interval: {len(dominated)} cells**"
              + (": " + "; ".join(f"{label} by {', '.join(by)}" for label, by in dominated) if dominated else "") + ".",
-             "", "| cell | " + " | ".join(h for _, h, _ in FIGURES) + " | goal | dominated by | incomplete |",
-             "|---|" + "---|" * (len(FIGURES) + 3)]
+             "", "| cell | best baseline | " + " | ".join(h for _, h, _ in FIGURES) + " | goal | dominated by | incomplete |",
+             "|---|---|" + "---|" * (len(FIGURES) + 3)]
     for label, _, v in judged:
         figs = v["figures"]
-        lines.append(f"| {label} | " + " | ".join(f"{_mark(figs[f])} vs {figs[f]['best'] or '-'}" for f, _, _ in FIGURES)
+        lines.append(f"| {label} | {v.get('best') or '-'} | " + " | ".join(_mark(figs[f]) for f, _, _ in FIGURES)
                      + f" | {'yes' if v['goal'] else 'no' if v['known'] else '-'} | {', '.join(v['dominated_by']) or '-'}"
                      f" | {', '.join(v['incomplete'] + (['tru'] if v.get('subject_incomplete') else [])) or '-'} |")
     for field, heading, _ in FIGURES:

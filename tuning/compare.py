@@ -36,6 +36,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.core.errors import Interrupted, UserError
@@ -46,7 +47,7 @@ from harness.distributed.store import ResultsStore, identity
 from harness.protocol.records import objectives
 from methods import METHODS
 from reports.statistics import badness_interval, interval, paired_wins
-from reports.tables import reference_values
+from reports.tables import BASELINES, reference_values
 from reports.verdict import verdict_markdown
 from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name, trial_records
 
@@ -173,6 +174,17 @@ def references_of(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
             for who, label in labels.items()}
 
 
+def best_baseline(rows: dict[str, pd.DataFrame], baselines: list[str], objs) -> str | None:
+    """The cell's best baseline (:mod:`reports.verdict`): among ``baselines``, the one
+    nearest the retrained model by :func:`tuning.sweep.nearest_to_retraining` (the rule
+    that picks every representative), on its mean over the report seeds of each
+    objective and its target (the experiment's objectives: validation figures)."""
+    table = [{"method": m} | {key: float(np.nanmean([fn(r) for r in rows[m].to_dict("records")]))
+                              for o in objs for key, fn in ((o.name, o.value), (f"{o.name}_target", o.target))}
+             for m in baselines]
+    return nearest_to_retraining(pd.DataFrame(table), objs)["method"] if table else None
+
+
 def _fmt(stats: dict, digits: int = 3) -> str:
     if stats["n"] == 0:
         return "-"
@@ -220,7 +232,7 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
              "lies wholly on the better side of every other method's (PrivLeak: nearer 0); no bold means no method is "
              "separated from the others. params: the representative's searched hyperparameters (3 significant "
              "digits); the others are the method's declared defaults.", ""]
-    judged = []
+    judged, objs = [], objectives(experiment.tune.objectives)
     several = chosen.groupby("regime")[["selection", "ratio"]].nunique().max(axis=1).to_dict()
     for key, group in chosen.groupby(["dataset", "backbone", "regime", "selection", "ratio"], sort=False):
         dataset, backbone, regime, selection, ratio = key
@@ -236,7 +248,9 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
                 for name, frame in rows.items()}
         stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f in VERDICT_FIELDS}
                  for name, frame in rows.items()}
-        judged.append((" / ".join(title), {m: stats[m] for m in methods}, {m: set(rows[m]["seed"]) for m in methods}))
+        seeds = {m: set(rows[m]["seed"]) for m in methods}
+        complete = [m for m in methods if m in BASELINES and m != "retrain" and seeds[m] == set(experiment.report_seeds)]
+        judged.append((" / ".join(title), {m: stats[m] for m in methods}, best_baseline(rows, complete, objs), seeds))
         best = {f: _best({m: stats[m][f] for m in methods}, better, methods) for f, _, better in SHOWN}
         for name in methods + [n for n in rows if n not in methods]:
             cells = []

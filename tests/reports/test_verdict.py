@@ -1,7 +1,7 @@
 import pytest
 
 from reports.statistics import badness, badness_interval
-from reports.verdict import FIGURES, best_baseline, cell_verdict, dominated_by, standing, verdict_markdown
+from reports.verdict import FIGURES, cell_verdict, dominated_by, standing, verdict_markdown
 
 
 def iv(mean, half=0.01, n=3):
@@ -36,15 +36,6 @@ def test_standing_reads_the_direction_of_each_figure():
     assert standing(iv(0.16, n=1), best, "max") == "-"  # one seed judges nothing
 
 
-def test_the_best_baseline_is_chosen_per_figure_among_baselines_only():
-    stats = {"tru": method(), "finetune": method(ndcg=0.15, ks=0.5), "mmrecun": method(ndcg=0.12, ks=0.1),
-             "tru-v2": method(ndcg=0.2, ks=0.0), "retrain": method(ndcg=0.3, ks=0.0)}
-    assert best_baseline(stats, "retain_test_ndcg@20", "max") == "finetune"
-    assert best_baseline(stats, "forget_ks", "min") == "mmrecun"
-    stats["graph_edit"] = method(privleak=0.01)
-    assert best_baseline(stats, "abs_privleak", "min") == "graph_edit"  # per-seed |PrivLeak|: nearest 0
-
-
 def test_domination_needs_every_mean_as_good_and_one_interval_clear():
     tru = method(ndcg=0.14, ks=0.20)
     assert dominated_by({"tru": tru, "finetune": method(ndcg=0.17, ks=0.20)}) == ["finetune"]
@@ -57,29 +48,32 @@ def test_domination_needs_every_mean_as_good_and_one_interval_clear():
 def test_cell_verdict_marks_wins_losses_and_the_goal():
     stats = {"tru": method(ndcg=0.14, ks=0.10), "finetune": method(ndcg=0.145, ks=0.40),
              "mmrecun": method(ndcg=0.10, ks=0.30)}
-    v = cell_verdict(stats)
+    v = cell_verdict(stats, "finetune")  # one best baseline for every figure
     n, ks = v["figures"]["retain_test_ndcg@20"], v["figures"]["forget_ks"]
     assert (n["best"], n["standing"], n["win"], n["loss"]) == ("finetune", "within", False, False)
-    assert (ks["best"], ks["standing"], ks["win"]) == ("mmrecun", "better", True)
-    assert v["goal"] and v["dominated_by"] == []
-    worse = cell_verdict(stats | {"tru": method(ndcg=0.12, ks=0.10)})
+    assert (ks["best"], ks["standing"], ks["win"]) == ("finetune", "better", True)
+    assert v["goal"] and v["dominated_by"] == [] and v["best"] == "finetune"
+    worse = cell_verdict(stats | {"tru": method(ndcg=0.12, ks=0.10)}, "finetune")
     assert worse["figures"]["retain_test_ndcg@20"]["standing"] == "short"
     assert worse["figures"]["retain_test_ndcg@20"]["loss"] and not worse["goal"]
-    assert cell_verdict({"tru": method()}) == {}  # no baseline: nothing to judge
+    against_mmrecun = cell_verdict(stats, "mmrecun")
+    assert against_mmrecun["figures"]["retain_test_ndcg@20"]["standing"] == "better"  # the comparator decides
+    assert cell_verdict({"tru": method()}, None) == {}  # no baseline: nothing to judge
+    assert not cell_verdict(stats, "tru-v2")["known"]  # not a baseline: no comparator
 
 
 def test_the_markdown_counts_cells_and_marks_ablations():
     good = {"tru": method(ks=0.1), "finetune": method(ks=0.4), "tru-no-gate": method(ks=0.3),
             "mmrecun": method(ks=0.35), "tru-v2": method(ks=0.6)}
     bad = {"tru": method(ndcg=0.10, speedup=30.0), "finetune": method(ndcg=0.14), "mmrecun": method(ndcg=0.14)}
-    text = verdict_markdown([("a / mgcn / user", good), ("b / mgcn / item", bad)])
+    text = verdict_markdown([("a / mgcn / user", good, "finetune", None), ("b / mgcn / item", bad, "finetune", None)])
     assert "Goal met (better or within on all four figures): 1 of 2 cells" in text
     assert "Dominated beyond the interval: 1 cells**: b / mgcn / item by finetune, mmrecun" in text
     assert "Short of 50x: b / mgcn / item." in text
     ks_ablation = text.split("## Ablations")[1].split("### forget KS")[1].split("###")[0]
     assert "| a / mgcn / user | 0.100 | 0.300 ▼ | 0.350 ▼ |" in ks_ablation  # gate off: KS worse beyond the noise
     assert "0.600 [0.590, 0.610]" in text  # TRU v2 beside them, with its interval
-    assert verdict_markdown([("c", {"finetune": method()})]) == ""
+    assert verdict_markdown([("c", {"finetune": method()}, "finetune", None)]) == ""
     assert [f for f, _, _ in FIGURES] == ["retain_test_ndcg@20", "forget_ks", "abs_privleak", "agreement@20"]
 
 
@@ -87,9 +81,10 @@ def test_methods_are_judged_on_the_same_report_seeds_only():
     stats = {"tru": method(ndcg=0.10), "finetune": method(ndcg=0.14), "mmrecun": method(ndcg=0.11)}
     full = {0, 1, 2}
     # finetune failed on seed 2: not judged, so TRU's N@20 stands against mmrecun's
-    v = cell_verdict(stats, seeds={"tru": full, "finetune": {0, 1}, "mmrecun": full}, report_seeds=full)
-    assert v["incomplete"] == ["finetune"] and v["figures"]["retain_test_ndcg@20"]["best"] == "mmrecun"
-    lost = cell_verdict(stats, seeds={"tru": {0, 1}, "finetune": full, "mmrecun": full}, report_seeds=full)
+    v = cell_verdict(stats, "finetune", seeds={"tru": full, "finetune": {0, 1}, "mmrecun": full}, report_seeds=full)
+    assert v["incomplete"] == ["finetune"] and v["best"] is None and not v["known"]  # its comparator is not judged
+    assert v["figures"]["retain_test_ndcg@20"]["standing"] == "-"
+    lost = cell_verdict(stats, "mmrecun", seeds={"tru": {0, 1}, "finetune": full, "mmrecun": full}, report_seeds=full)
     assert not lost["known"] and not lost["goal"]  # TRU missing a seed: the cell is not judged
-    text = verdict_markdown([("a", stats, {"tru": full, "finetune": {0, 1}, "mmrecun": full})], full)
+    text = verdict_markdown([("a", stats, "mmrecun", {"tru": full, "finetune": {0, 1}, "mmrecun": full})], full)
     assert "| a |" in text and "| finetune |" in text.split("| goal | dominated by | incomplete |")[1].split("###")[0]

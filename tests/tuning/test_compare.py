@@ -173,3 +173,19 @@ def test_one_regime_at_two_ratios_gets_two_sections(experiment_file):
     assert "## tiny / lightgcn / user (random 0.05)" in text and "## tiny / lightgcn / user (random 0.2)" in text
     first, second = text.split("(random 0.2)")
     assert "| graph_edit | 2 | 0.140" in first and "| graph_edit | 2 | 0.100" in second  # never mixed
+
+
+def test_the_best_baseline_is_the_one_nearest_retraining_on_validation_objectives():
+    from harness.protocol.records import objectives as objectives_of
+    from tuning.compare import best_baseline
+
+    def rows(valid, ks):  # two report seeds; the retrained model's validation N@20 is 0.125
+        return pd.DataFrame([{"seed": s, "retain_valid_ndcg@20": valid, "retrain_retain_valid_ndcg@20": 0.125,
+                              "forget_ks": ks, "retain_test_ndcg@20": 0.5} for s in (0, 1)])
+
+    objs = objectives_of(["retain_valid_ndcg@20", "forget_ks"])
+    cell = {"graph_edit": rows(0.124, 0.085), "neggrad_plus": rows(0.119, 0.027), "finetune": rows(0.120, 0.060)}
+    # (shortfall / 0.125)^2 + ks^2: graph_edit 0.00006 + 0.00723, neggrad_plus 0.0023 + 0.00073, finetune 0.0016 + 0.0036
+    assert best_baseline(cell, list(cell), objs) == "neggrad_plus"
+    assert best_baseline(cell, ["graph_edit", "finetune"], objs) == "finetune"
+    assert best_baseline(cell, [], objs) is None
