@@ -36,7 +36,8 @@ reimplementation):
   with ``c(v)`` deleted pairs and ``d(v)`` training pairs in D (+1, a self-loop), then
   ``k`` times ``s(w) = sum_{v in N(w) + w} s(v) / d(w)``; the nodes whose ``s`` is
   above the ``percentile``-th percentile of the nonzero scores are moved (their code:
-  k = 1, the 40th percentile). Conjugate gradient. Differences from the official code:
+  k = 1, the 40th percentile; the defaults here were chosen on development tasks,
+  docs/defaults.md). Conjugate gradient. Differences from the official code:
   it solves ``H p = g`` by Adam for up to 5,000 steps, keeping the step with the best
   validation AUC, and scores the Hessian's loss without propagation while ``g`` uses
   it; it trains and deletes label-flipped pointwise (BCE) data without regularisation,
@@ -44,8 +45,8 @@ reimplementation):
   Hessian and ``g`` use the same loss, and ``tau`` stands for their validation-chosen
   step count (tuned on development tasks, like everything else).
 * ``scif`` (Li et al., 2023, arXiv 2304.10199): only the ID rows of the users and items
-  ``D_f`` touches, kept above the ``percentile`` of ``s_0`` (default 0: all of them; the
-  IFRU repository's SCIF keeps those above the 40th for LightGCN), no graph term.
+  ``D_f`` touches, kept above the ``percentile`` of ``s_0`` (0: all of them; the IFRU
+  repository's SCIF keeps those above the 40th for LightGCN), no graph term.
   Conjugate gradient. Its label-replacement term (the user's mean label) has no
   counterpart in BPR and is left out.
 * ``gif`` (Wu et al., WWW 2023): every trainable parameter, by the LiSSA recursion
@@ -72,6 +73,7 @@ A backbone without ID rows for users or items (MIG-GT's items) gives ``ifru`` an
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -221,15 +223,21 @@ def _above(score: np.ndarray, percentile: float) -> np.ndarray:
     return nonzero[score[nonzero] > np.percentile(score[nonzero], percentile)]
 
 
+def _defaults(declared: tuple[HyperParameter, ...], **defaults) -> tuple[HyperParameter, ...]:
+    """``declared`` with a member's own defaults (chosen on development tasks: docs/defaults.md)."""
+    return tuple(replace(h, default=defaults[h.name]) if h.name in defaults else h for h in declared)
+
+
 @METHODS.register("ifru")
 class IFRU(InfluenceUnlearning):
     """Influence-function unlearning of the ID rows near D_f, with the graph term (Zhang et al., TORS 2024)."""
 
-    hyperparameters = (DAMPING, ITERATIONS, SCALE,
-                       HyperParameter("hops", int, 1, 0, 3, doc="k: propagation steps of the node influence"),
-                       HyperParameter("percentile", float, 40.0, 0.0, 95.0,
-                                      doc="move the nodes above this percentile of the influence"),
-                       HESSIAN_PAIRS, GRAPH_PAIRS)
+    hyperparameters = _defaults(
+        (DAMPING, ITERATIONS, SCALE,
+         HyperParameter("hops", int, 1, 0, 3, doc="k: propagation steps of the node influence"),
+         HyperParameter("percentile", float, 40.0, 0.0, 95.0, doc="move the nodes above this percentile of the influence"),
+         HESSIAN_PAIRS, GRAPH_PAIRS),
+        damping=8.73, iterations=62, scale=12.2, hops=3, percentile=64.8)  # their code: k = 1, the 40th percentile
     tuned = ("damping", "iterations", "scale", "hops", "percentile")
 
     def subspace(self, model, task):
@@ -245,10 +253,11 @@ class SCIF(InfluenceUnlearning):
     """Influence-function unlearning of the ID rows of the users and items D_f touches, no graph term (Li et al., 2023)."""
 
     graph_term = False
-    hyperparameters = (DAMPING, ITERATIONS, SCALE,
-                       HyperParameter("percentile", float, 0.0, 0.0, 95.0,
-                                      doc="move the touched nodes above this percentile of c(v) / d(v)"),
-                       HESSIAN_PAIRS)
+    hyperparameters = _defaults(
+        (DAMPING, ITERATIONS, SCALE,
+         HyperParameter("percentile", float, 0.0, 0.0, 95.0, doc="move the touched nodes above this percentile of c(v) / d(v)"),
+         HESSIAN_PAIRS),
+        damping=0.245, iterations=65, scale=1.54, percentile=84.7)
     tuned = ("damping", "iterations", "scale", "percentile")
 
     def subspace(self, model, task):

@@ -16,7 +16,9 @@ from methods.newton import Subspace
 
 FAMILY = ["ifru", "scif", "gif"]
 #: damping where H + lambda I is positive definite on the tiny data (its pairs' curvature is ~1), and a LiSSA scale above it
-TINY = {"ifru": {"damping": 3.0}, "scif": {"damping": 3.0}, "gif": {"damping": 3.0, "lissa_scale": 30.0}}
+TINY = {"ifru": {"damping": 3.0, "scale": 1.0, "hops": 1, "percentile": 40.0, "iterations": 20},
+        "scif": {"damping": 3.0, "scale": 1.0, "percentile": 0.0, "iterations": 20},
+        "gif": {"damping": 3.0, "lissa_scale": 30.0, "scale": 1.0}}
 
 
 class TestInfluenceMethods(MethodConformance):
