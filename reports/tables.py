@@ -61,8 +61,8 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     and figure of a cell is of one deletion."""
     ok = frame[frame["status"] == "ok"].copy()
     ok["regime_name"] = ok["regime"]
-    if {"selection", "ratio"} <= set(ok):
-        deletion = ok["selection"].astype(str) + " " + ok["ratio"].map(lambda r: f"{r:g}" if pd.notna(r) else "?")
+    if len(ok) and {"selection", "ratio"} <= set(ok):
+        deletion = ok["selection"].astype(str) + " " + ok["ratio"].map(lambda r: f"{r:g}" if pd.notna(r) else "?").astype(str)
         several = deletion.groupby([ok[c] for c in CELL], sort=False).transform("nunique") > 1
         ok.loc[several, "regime"] = ok.loc[several, "regime"] + " (" + deletion[several] + ")"
     ok["kind"] = np.where(ok["sweep"].isna(), "run", np.where(ok["split"] == "test", "retest", "trial"))
