@@ -64,14 +64,11 @@ def paired_wins(a: pd.DataFrame, b: pd.DataFrame, objectives: list[tuple[str, st
 def wins(a_stats: dict, b_stats: dict, mode: str) -> bool:
     """Whether ``a`` beats ``b`` (two :func:`interval` results): their 95% intervals do
     not overlap and ``a`` is on the better side, i.e. ``a.low > b.high`` when
-    ``mode = "max"`` and ``a.high < b.low`` when ``mode = "min"``. Touching intervals
+    ``mode = "max"``, ``a.high < b.low`` when ``mode = "min"``, and with ``"abs"``
+    (nearer 0) ``a``'s :func:`badness_interval` below ``b``'s. Touching intervals
     and NaN intervals are no win. This is stricter than a test of the difference of means,
     on purpose: a claimed win should survive any reading of the intervals."""
-    if mode == "max":
-        return bool(a_stats["low"] > b_stats["high"])
-    if mode == "min":
-        return bool(a_stats["high"] < b_stats["low"])
-    raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    return bool(badness_interval(a_stats, mode)[1] < badness_interval(b_stats, mode)[0])
 
 
 def badness(value: float, better: str) -> float:

@@ -61,10 +61,7 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     and figure of a cell is of one deletion."""
     ok = frame[frame["status"] == "ok"].copy()
     ok["regime_name"] = ok["regime"]
-    if len(ok) and {"selection", "ratio"} <= set(ok):
-        deletion = ok["selection"].astype(str) + " " + ok["ratio"].map(lambda r: f"{r:g}" if pd.notna(r) else "?").astype(str)
-        several = deletion.groupby([ok[c] for c in CELL], sort=False).transform("nunique") > 1
-        ok.loc[several, "regime"] = ok.loc[several, "regime"] + " (" + deletion[several] + ")"
+    ok["regime"] = deletion_regimes(ok)
     ok["kind"] = np.where(ok["sweep"].isna(), "run", np.where(ok["split"] == "test", "retest", "trial"))
     ok["label"] = ok["method"]
     for kind, suffix in (("run", ""), ("retest", " front")):
@@ -77,6 +74,18 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     shown = ok["kind"] != "trial"  # a row never averages records of different settings
     ok.loc[shown, "label"] = ok.loc[shown, "label"] + settings_suffixes(ok[shown], CELL + ["label"])
     return ok
+
+
+def deletion_regimes(frame: pd.DataFrame) -> pd.Series:
+    """Per row of ``frame`` (records, or ``tru compare``'s chosen configurations), its
+    regime named after its deletion, e.g. ``user (core 0.05)``, where its (dataset,
+    backbone, regime) holds more than one (selection, ratio); the plain regime elsewhere."""
+    if frame.empty or not {"selection", "ratio"} <= set(frame):
+        return frame["regime"].copy()
+    deletion = frame["selection"].astype(str) + " " + frame["ratio"].map(
+        lambda r: f"{r:g}" if pd.notna(r) else "?").astype(str)
+    several = deletion.groupby([frame[c] for c in CELL], sort=False).transform("nunique") > 1
+    return frame["regime"].where(~several, frame["regime"] + " (" + deletion + ")")
 
 
 #: record columns a table row never mixes: records differing in one get rows of their own

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 
-from reports.statistics import badness, badness_interval
+from reports.statistics import badness, badness_interval, wins
 from reports.tables import BASELINES
 
 #: the acceptance figures: (field, heading, better), better in max / min / abs (nearer 0)
@@ -50,11 +50,6 @@ SPEEDUP_GOAL = 50.0
 def usable(stats: dict | None) -> bool:
     """An interval with at least two seeds and a finite mean."""
     return stats is not None and stats["n"] >= 2 and not math.isnan(stats["mean"])
-
-
-def separated(a: dict, b: dict, better: str) -> bool:
-    """Whether ``a``'s 95% interval lies wholly on the better side of ``b``'s."""
-    return badness_interval(a, better)[1] < badness_interval(b, better)[0]
 
 
 def standing(subject: dict, best: dict, better: str) -> str:
@@ -82,7 +77,7 @@ def dominated_by(stats: dict[str, dict], subject: str = SUBJECT) -> list[str]:
         if not all(usable(mine[f]) and usable(theirs[f]) for f, _, _ in FIGURES):
             continue
         as_good = all(badness(theirs[f]["mean"], b) <= badness(mine[f]["mean"], b) for f, _, b in FIGURES)
-        if as_good and any(separated(theirs[f], mine[f], b) for f, _, b in FIGURES):
+        if as_good and any(wins(theirs[f], mine[f], b) for f, _, b in FIGURES):
             out.append(m)
     return out
 
@@ -114,7 +109,7 @@ def cell_verdict(stats: dict[str, dict], best: str | None, subject: str = SUBJEC
         clear = best is not None and usable(mine) and usable(theirs)
         figures[field] = {
             "best": best, "standing": standing(mine, theirs, better) if best else "-",
-            "win": clear and separated(mine, theirs, better), "loss": clear and separated(theirs, mine, better)}
+            "win": clear and wins(mine, theirs, better), "loss": clear and wins(theirs, mine, better)}
     known = all(f["standing"] != "-" for f in figures.values())
     return {"figures": figures, "goal": known and all(f["standing"] in ("better", "within") for f in figures.values()),
             "known": known, "best": best, "dominated_by": dominated_by(stats, subject), "incomplete": incomplete}
@@ -220,7 +215,7 @@ def _ablation_markdown(judged) -> str:
                     continue
                 mark = ""
                 if usable(mine):
-                    mark = " ▲" if separated(theirs, mine, better) else " ▼" if separated(mine, theirs, better) else ""
+                    mark = " ▲" if wins(theirs, mine, better) else " ▼" if wins(mine, theirs, better) else ""
                 cells.append(f"{theirs['mean']:.3f}{mark}")
             lines.append(f"| {label} | {mine['mean']:.3f} | " if usable(mine) else f"| {label} | - | ")
             lines[-1] += " | ".join(cells) + " |"

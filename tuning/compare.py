@@ -18,8 +18,8 @@ For every cell (dataset x backbone x regime of the experiment) and every listed 
 4. **One report.** ``DIR/_compare.md``: per cell, each representative's figures as mean
    ±std [95% t-interval] over report seeds, the references, and paired wins (per pair of
    methods, the seeds on which one beats the other); then, where TRU and a baseline were
-   compared, the verdict of :mod:`reports.verdict` (TRU against the best baseline per
-   cell and figure, the goal count, the speed-up and the ablation tables);
+   compared, the verdict of :mod:`reports.verdict` (TRU against the cell's best baseline
+   on each figure, the goal count, the speed-up and the ablation tables);
    ``DIR/_report.html``: the fronts.
 
 Resume: every sweep and every re-evaluation resumes from the store (``--resume``), so a
@@ -46,8 +46,8 @@ from harness.distributed.runner import run_experiment
 from harness.distributed.store import ResultsStore, identity
 from harness.protocol.records import objectives
 from methods import METHODS
-from reports.statistics import badness_interval, interval, paired_wins
-from reports.tables import BASELINES, reference_values
+from reports.statistics import interval, paired_wins, wins
+from reports.tables import BASELINES, deletion_regimes, reference_values
 from reports.verdict import verdict_markdown
 from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name, trial_records
 
@@ -198,9 +198,8 @@ def _best(stats: dict[str, dict], better: str | None, methods: list[str]) -> set
     interval (at most one; none when intervals overlap or a method has one seed)."""
     if better is None or any(stats[m]["n"] < 2 for m in methods) or len(methods) < 2:
         return set()
-    bad = {m: badness_interval(stats[m], better) for m in methods}
     for m in methods:
-        if all(bad[m][1] < bad[o][0] for o in methods if o != m):
+        if all(wins(stats[m], stats[o], better) for o in methods if o != m):
             return {m}
     return set()
 
@@ -233,14 +232,14 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
              "separated from the others. params: the representative's searched hyperparameters (3 significant "
              "digits); the others are the method's declared defaults.", ""]
     judged, objs = [], objectives(experiment.tune.objectives)
-    several = chosen.groupby("regime")[["selection", "ratio"]].nunique().max(axis=1).to_dict()
+    chosen = chosen.assign(shown_regime=deletion_regimes(chosen))
     for key, group in chosen.groupby(["dataset", "backbone", "regime", "selection", "ratio"], sort=False):
         dataset, backbone, regime, selection, ratio = key
         cell = records[(records["dataset"] == dataset) & (records["backbone"] == backbone) & (records["regime"] == regime)
                        & (records["selection"] == selection) & (records["ratio"] == ratio)]
         rows = _cell_rows(cell, group)
         methods = [m for m in group["method"] if m in rows]
-        title = [dataset, backbone, regime + (f" ({selection} {ratio:g})" if several.get(regime, 1) > 1 else "")]
+        title = [dataset, backbone, group["shown_regime"].iloc[0]]
         lines += [f"## {' / '.join(title)}", ""]
         lines.append("| method | seeds | " + " | ".join(h for _, h, _ in SHOWN) + " | params |")
         lines.append("|---|---|" + "---|" * len(SHOWN) + "---|")
