@@ -72,8 +72,6 @@ A backbone without ID rows for users or items (MIG-GT's items) gives ``ifru`` an
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
@@ -85,24 +83,14 @@ from backbones.blocks.sampling import NegativeSampler
 from harness.core.seeding import generator, seeded
 from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
 from methods.newton import Subspace, conjugate_gradient, gradient, hessian_vector_product, lissa
+from methods.reverse import with_defaults
+from methods.tru import evaluating
 
 DAMPING = HyperParameter("damping", float, 10.0, 1e-4, 1e4, log=True, doc="lambda: added to H's diagonal")
 ITERATIONS = HyperParameter("iterations", int, 20, 1, 100, doc="cap on Hessian-vector products (the cost)")
 SCALE = HyperParameter("scale", float, 1.0, 0.01, 1000.0, log=True, doc="tau: multiplies the Newton step")
 HESSIAN_PAIRS = HyperParameter("hessian_pairs", int, 2048, 64, 65536, doc="retained pairs the Hessian is of")
 GRAPH_PAIRS = HyperParameter("graph_pairs", int, 4096, 0, 65536, doc="cap on the graph term's pairs A")
-
-
-@contextlib.contextmanager
-def _evaluating(model):
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with seeded(EVAL_SEED, model.device):
-            yield
-    finally:
-        for module, mode in modes:
-            module.training = mode
 
 
 def summed_loss(model, graph: UserItemGraph, pairs: torch.Tensor, negatives: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -174,7 +162,7 @@ class InfluenceUnlearning(UnlearningMethod):
         sample_negatives = sampler.sample(sample[:, 0], gen)
         forget_negatives = sampler.sample(forget[:, 0], gen)
         chunk = budget.batch_size
-        with _evaluating(model):
+        with evaluating(model), seeded(EVAL_SEED, model.device):  # as TRU's Fisher probes (methods.tru.fisher)
             objective = summed_loss(model, full, forget, forget_negatives, chunk)
             if self.graph_term and self.params["graph_pairs"] > 0:
                 touched = retain[incident(retain, torch.from_numpy(task.users), torch.from_numpy(task.items),
@@ -223,20 +211,15 @@ def _above(score: np.ndarray, percentile: float) -> np.ndarray:
     return nonzero[score[nonzero] > np.percentile(score[nonzero], percentile)]
 
 
-def _defaults(declared: tuple[HyperParameter, ...], **defaults) -> tuple[HyperParameter, ...]:
-    """``declared`` with a member's own defaults (chosen on development tasks: docs/defaults.md)."""
-    return tuple(replace(h, default=defaults[h.name]) if h.name in defaults else h for h in declared)
-
-
 @METHODS.register("ifru")
 class IFRU(InfluenceUnlearning):
     """Influence-function unlearning of the ID rows near D_f, with the graph term (Zhang et al., TORS 2024)."""
 
-    hyperparameters = _defaults(
-        (DAMPING, ITERATIONS, SCALE,
-         HyperParameter("hops", int, 1, 0, 3, doc="k: propagation steps of the node influence"),
-         HyperParameter("percentile", float, 40.0, 0.0, 95.0, doc="move the nodes above this percentile of the influence"),
-         HESSIAN_PAIRS, GRAPH_PAIRS),
+    hyperparameters = with_defaults(
+        DAMPING, ITERATIONS, SCALE,
+        HyperParameter("hops", int, 1, 0, 3, doc="k: propagation steps of the node influence"),
+        HyperParameter("percentile", float, 40.0, 0.0, 95.0, doc="move the nodes above this percentile of the influence"),
+        HESSIAN_PAIRS, GRAPH_PAIRS,
         damping=8.73, iterations=62, scale=12.2, hops=3, percentile=64.8)  # their code: k = 1, the 40th percentile
     tuned = ("damping", "iterations", "scale", "hops", "percentile")
 
@@ -253,10 +236,10 @@ class SCIF(InfluenceUnlearning):
     """Influence-function unlearning of the ID rows of the users and items D_f touches, no graph term (Li et al., 2023)."""
 
     graph_term = False
-    hyperparameters = _defaults(
-        (DAMPING, ITERATIONS, SCALE,
-         HyperParameter("percentile", float, 0.0, 0.0, 95.0, doc="move the touched nodes above this percentile of c(v) / d(v)"),
-         HESSIAN_PAIRS),
+    hyperparameters = with_defaults(
+        DAMPING, ITERATIONS, SCALE,
+        HyperParameter("percentile", float, 0.0, 0.0, 95.0, doc="move the touched nodes above this percentile of c(v) / d(v)"),
+        HESSIAN_PAIRS,
         damping=0.245, iterations=65, scale=1.54, percentile=84.7)
     tuned = ("damping", "iterations", "scale", "percentile")
 
