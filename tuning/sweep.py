@@ -249,7 +249,7 @@ class _Sweep:
         front = front_of(records, self.objectives)
         retested = 0
         if retest and not front.empty:
-            specs = [MethodSpec(name=self.method, params=json.loads(p)) for p in front["params"].drop_duplicates()]
+            specs = retest_specs(self.method, front["params"].drop_duplicates())
             seeds = self.experiment.tune.retest_seeds or self.experiment.report_seeds
             derived = self.experiment.model_copy(update={"methods": specs, "report_seeds": seeds})
             run = run_experiment(derived, self.out, resume=True, address=self.address, progress=self.progress,
@@ -260,6 +260,14 @@ class _Sweep:
             retested = run.done
         trials, before = records["trial_id"].nunique(), self.done["trial_id"].nunique()
         return SweepSummary(self.name, trials, trials - before, front, retested)
+
+
+def retest_specs(method: str, params) -> list[MethodSpec]:
+    """The specs that re-run ``method`` at each recorded ``params`` (JSON). A record's
+    params are the method's effective settings; the spec keeps the ones it declares (a TRU
+    ablation records the intervention it fixes, which its constructor does not accept)."""
+    declared = {h.name for h in METHODS.get(method).hyperparameters}
+    return [MethodSpec(name=method, params={k: v for k, v in json.loads(p).items() if k in declared}) for p in params]
 
 
 def _check_complete(sweep: _Sweep, results) -> None:

@@ -157,3 +157,15 @@ def test_nearest_to_retraining_hand_computed():
     assert nearest_to_retraining(front, objs)["params"] == "b"
     above = front.assign(**{"retain_valid_ndcg@20": [0.25, 0.18, 0.10]})  # beating the retrain's NDCG costs nothing
     assert nearest_to_retraining(above, objs)["params"] == "b"
+
+
+def test_a_front_configuration_of_an_ablation_re_runs_as_recorded():
+    import json
+
+    from methods import METHODS
+    from tuning.sweep import retest_specs
+
+    recorded = json.dumps(METHODS.get("tru-no-gate")(lr=0.02).params, sort_keys=True)  # holds the fixed gate_strength
+    (spec,) = retest_specs("tru-no-gate", [recorded])
+    rebuilt = METHODS.get("tru-no-gate")(**spec.params)  # the recorded params themselves would be refused
+    assert json.dumps(rebuilt.params, sort_keys=True) == recorded  # so the re-test record matches its trials' params
