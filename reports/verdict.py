@@ -17,9 +17,11 @@ The rules (issue 14's acceptance; the same ones the README quotes):
 * **The best baseline** of a cell: one baseline, the one nearest the retrained model by
   the rule that picks every method's representative (``tuning.sweep.nearest_to_retraining``
   on the experiment's objectives), applied to the baselines' means over the report seeds
-  of those objectives. They are validation figures (no test figure chooses the
-  comparator), and choosing the strongest comparator can only make TRU's standing
-  harder. The caller (``tru compare``) chooses it; one best baseline per figure would pit
+  of those objectives: validation NDCG@20, not test NDCG, chooses it; the forget KS it
+  reads is the one TRU is judged on, which favours a comparator strong on KS. It is the
+  baseline nearest retraining, not the strongest on every figure (others may beat TRU on
+  one; *dominated* looks at all of them). The caller (``tru compare``) chooses it; one
+  best baseline per figure would pit
   TRU against ``graph_edit``'s untouched NDCG and agreement and ``neggrad_plus``'s
   forgetting at once, a target no single method could meet.
 * **Standing** of TRU on a figure against that baseline: ``better`` when TRU's mean
@@ -143,7 +145,7 @@ def verdict_markdown(cells: list[tuple], report_seeds: set | None = None) -> str
     lines = ["## TRU against the best baseline", "",
              f"Baselines: {', '.join(m for m in BASELINES if m != 'retrain')} (those present). A cell's best baseline "
              "is the one nearest the retrained model by the rule that picks each method's representative, on its "
-             "validation objectives over the report seeds; on each figure TRU's standing against it is *better* "
+             "objectives (validation NDCG@20, forget KS) over the report seeds; on each figure TRU's standing against it is *better* "
              "(better mean), *within* (inside its 95% interval) or *short*; *win* / *loss*: the two 95% intervals "
              "are disjoint. *Dominated*: another baseline is at least as good on all four means and clear of TRU's "
              "interval on one. "

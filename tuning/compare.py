@@ -260,8 +260,14 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
             shown = _searched_params(name, params.iloc[0]) if len(params) and params.iloc[0] else ""
             lines.append(f"| {name} | {len(rows[name])} | " + " | ".join(cells) + f" | `{shown}` |")
         missing = [m for m in group["method"] if m not in rows]
-        if missing:
-            lines.append(f"\nno report records yet: {', '.join(missing)}")
+        failed = {row["method"]: errors["error"].iloc[-1] for row in group.to_dict("records")
+                  if row["method"] in missing and not (errors := cell[(cell["sweep"] == row["sweep"])
+                                                                     & (cell["split"] == "test")
+                                                                     & (cell["status"] == "error")]).empty}
+        if failed:
+            lines.append("\nfailed on every report seed: " + "; ".join(f"{m} ({e})" for m, e in failed.items()))
+        if [m for m in missing if m not in failed]:
+            lines.append(f"\nno report records yet: {', '.join(m for m in missing if m not in failed)}")
         lines += ["", "Paired wins (seeds on which the first method is better / paired seeds): "
                   + ", ".join(f"{f.removeprefix('abs:')}{' (nearer 0)' if f.startswith('abs:') else ''}"
                               for f, _ in PAIRED), ""]

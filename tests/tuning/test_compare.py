@@ -189,3 +189,17 @@ def test_the_best_baseline_is_the_one_nearest_retraining_on_validation_objective
     assert best_baseline(cell, list(cell), objs) == "neggrad_plus"
     assert best_baseline(cell, ["graph_edit", "finetune"], objs) == "finetune"
     assert best_baseline(cell, [], objs) is None
+
+
+def test_a_method_failing_on_every_report_seed_is_named_with_its_error(experiment_file):
+    from tuning.compare import compare_markdown
+
+    rec = _report_records()
+    experiment = load_experiment(experiment_file(regimes='[{regime = "user", ratio = 0.2}]', report_seeds="[0, 1]"))
+    chosen = pd.DataFrame([{"dataset": "tiny", "backbone": "lightgcn", "regime": "user", "selection": "random",
+                            "ratio": 0.2, "method": m, "sweep": f"s-{m}", "params": "{}", "front": 1}
+                           for m in ("graph_edit", "mmrecun")])
+    records = [rec("graph_edit", s, sweep="s-graph_edit", split="test") for s in (0, 1)]
+    records += [rec("mmrecun", s, sweep="s-mmrecun", split="test", status="error", error="UserError: boom") for s in (0, 1)]
+    text = compare_markdown(experiment, pd.DataFrame(records), chosen, 4)
+    assert "failed on every report seed: mmrecun (UserError: boom)" in text and "no report records yet" not in text
