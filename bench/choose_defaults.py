@@ -64,6 +64,9 @@ def main() -> None:
         records = trial_records(store, sweep_name(experiment, name))
         front = front_of(records, objs)
         best = nearest_to_retraining(front, objs)
+        if best is None:
+            print(f"| {name} | {records['trial_id'].nunique()} | 0 | - | - | - | - | no trial with every objective |")
+            continue
         cls = METHODS.get(name)
         searched = cls.searched()
         previous = {h.name: h.default for h in cls.hyperparameters if h.name in searched}

@@ -192,7 +192,7 @@ def build_page(frame: pd.DataFrame, title: str, sweeps: list[dict] = ()) -> tupl
             parts.append(validation[cell].to_html(full_html=False, include_plotlyjs=False, div_id=f"trials-{index}"))
             names.append((cell + ("trials",), validation[cell]))
             parts.append(_trials_html(_in(trials, cell), _in(trial_refs, cell).iloc[0].to_dict()))
-    parts += _sizes_html(size_figures(records.assign(regime=records["regime_name"])), names)  # across deletions
+    parts += _sizes_html(size_figures(frame), names)  # across deletions
     parts.append("</body></html>")
     return "\n".join(parts), names
 

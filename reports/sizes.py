@@ -1,13 +1,14 @@
 """Deletion size: the methods' figures against the size of the deletion request.
 
 Pure functions of the records DataFrame (pandas, numpy and Plotly; no torch). They read
-the successful ``run`` and ``retest`` records (``status = "ok"`` and ``sweep`` null or
-``split = "test"``: report seeds only, never a sweep's development trials).
+the successful ``run`` and ``retest`` records of :func:`reports.tables.tidy` (report
+seeds only, never a sweep's development trials).
 
-A *line* is one configuration (``config``: the method's name, followed by the parameters
-that tell its configurations apart when a cell holds several of them,
-:func:`reports.tables.config_labels`) under one selection (random, core, edge). It has one
-point per deletion ratio. At each (dataset, backbone, regime, selection, ratio):
+A *line* is one configuration under one selection (random, core, edge), with one point
+per deletion ratio. Its name (``config``) is the table label of
+:func:`reports.tables.tidy`: the method's name, followed by the parameters that tell its
+configurations apart at a deletion, and by the settings or code version that differ
+(so a line never averages records measured under different settings). At each (dataset, backbone, regime, selection, ratio):
 
 * ``x = |D_f|`` is the mean of ``forget_pairs`` over the records there. Every method of
   a seed shares one ``D_f`` draw, so the lines of one selection share their x;
@@ -38,7 +39,7 @@ from plotly.subplots import make_subplots
 
 from reports.figures import OUTLINE, PALETTE, _laid_out
 from reports.statistics import markdown_table
-from reports.tables import CELL, _summarise, config_labels, method_order, reference_values
+from reports.tables import CELL, _summarise, method_order, reference_values, tidy
 
 #: the panels: record field -> panel title (the cost panel has a log y axis)
 PANELS = {"retain_test_ndcg@20": "retained test NDCG@20 (higher is better)",
@@ -54,24 +55,6 @@ POINT = CELL + ["selection", "ratio"]
 #: the configuration name of the retrained model's reference rows
 REFERENCE = "retrain reference"
 COLUMNS = POINT + ["config", "method", "reference", "seeds", "forget_pairs"]
-
-
-def measured(records: pd.DataFrame) -> pd.DataFrame:
-    """The successful ``run`` and ``retest`` records (report seeds; no sweep trial)."""
-    ok = records[records["status"] == "ok"]
-    return ok[ok["sweep"].isna() | (ok["split"] == "test")]
-
-
-def _configs(records: pd.DataFrame) -> pd.Series:
-    """Per record, its configuration's name: the method, and ``method: lr=0.01`` when its
-    cell holds several configurations of that method."""
-    out = records["method"].astype(object).copy()
-    for _, group in records.groupby(CELL + ["method"], sort=False):
-        configs = list(dict.fromkeys(group["params"]))
-        if len(configs) > 1:
-            names = config_labels(configs)
-            out[group.index] = [f"{m}: {names[p]}" for m, p in zip(group["method"], group["params"])]
-    return out
 
 
 def _seeds(per_seed: dict[str, pd.Series]) -> int:
@@ -97,10 +80,11 @@ def size_curves(records: pd.DataFrame) -> pd.DataFrame:
     (x = mean ``forget_pairs`` of the records at that point), ``seeds``, and per field of
     :data:`PANELS` its mean over seeds, ``_std``, ``_low`` and ``_high`` (the 95% t-interval).
     Formulas: the module docstring."""
-    shown = measured(records)
+    shown = tidy(records)
+    shown = shown[shown["kind"] != "trial"]
     if shown.empty:
         return pd.DataFrame(columns=COLUMNS)
-    shown = shown.assign(config=_configs(shown))
+    shown = shown.assign(regime=shown["regime_name"], config=shown["label"])  # the curve runs across deletions
     rows = []
     for key, group in shown.groupby(POINT, sort=False, dropna=False):
         point = dict(zip(POINT, key)) | {"forget_pairs": group["forget_pairs"].astype(float).mean()}

@@ -117,6 +117,15 @@ def cell_verdict(stats: dict[str, dict], best: str | None, subject: str = SUBJEC
             "known": known, "best": best, "dominated_by": dominated_by(stats, subject), "incomplete": incomplete}
 
 
+def _complete(stats: dict[str, dict], seeds: dict[str, set] | None, report_seeds: set | None) -> dict[str, dict]:
+    """``stats`` without the methods (other than the subject) missing some report seeds, so
+    that TRU v2's and the ablations' columns, like the baselines, are shown on the same
+    seeds as TRU only (an incomplete subject is marked by :func:`cell_verdict`)."""
+    if seeds is None or report_seeds is None:
+        return stats
+    return {m: v for m, v in stats.items() if m == SUBJECT or seeds.get(m, set()) == report_seeds}
+
+
 def _value(stats: dict | None, digits: int = 3) -> str:
     if stats is None or stats["n"] == 0 or math.isnan(stats["mean"]):
         return "-"
@@ -134,7 +143,7 @@ def verdict_markdown(cells: list[tuple], report_seeds: set | None = None) -> str
     with the intervals, the speed-up, and the ablation tables. ``cells``: ``(label, stats,
     best, seeds)`` in table order: the cell's best baseline, and per method its report
     seeds (``None``: not checked). ``""`` when no cell has both TRU and a baseline."""
-    judged = [(label, stats, cell_verdict(stats, best, seeds=seeds, report_seeds=report_seeds))
+    judged = [(label, _complete(stats, seeds, report_seeds), cell_verdict(stats, best, seeds=seeds, report_seeds=report_seeds))
               for label, stats, best, seeds in cells]
     judged = [(label, stats, v) for label, stats, v in judged if v]
     if not judged:
@@ -179,16 +188,20 @@ def verdict_markdown(cells: list[tuple], report_seeds: set | None = None) -> str
 def _speed_markdown(judged) -> str:
     rows, short = [], []
     for label, stats, _ in judged:
-        speed = stats[SUBJECT].get("speedup")
-        if speed is not None and speed["n"] and not math.isnan(speed["mean"]):
-            rows.append(f"| {label} | {_value(stats[SUBJECT].get('unlearn_seconds'), 2)} | {speed['mean']:.0f}x |")
-            if speed["mean"] < SPEEDUP_GOAL:
+        log = stats[SUBJECT].get("log_speedup")  # per seed log(retrain s / unlearn s)
+        if log is not None and log["n"] and not math.isnan(log["mean"]):
+            spread = f" [{math.exp(log['low']):.0f}x, {math.exp(log['high']):.0f}x]" if log["n"] > 1 else ""
+            rows.append(f"| {label} | {_value(stats[SUBJECT].get('unlearn_seconds'), 2)} | "
+                        f"{math.exp(log['mean']):.0f}x{spread} |")
+            if math.exp(log["mean"]) < SPEEDUP_GOAL:
                 short.append(label)
     head = [f"### TRU's speed-up over retraining (goal: at least {SPEEDUP_GOAL:.0f}x in every cell)", "",
-            "retrain seconds / TRU's unlearn seconds of its representative, both measured in this grid, alongside "
+            "retrain seconds / TRU's unlearn seconds of its representative per report seed; the speed-up is their "
+            "geometric mean with its 95% interval (a t-interval of the log ratios: the arithmetic mean of ratios "
+            "overstates them). Both times are measured in this grid, alongside "
             "its other jobs (so noisy: bench/bench_tru_speed.py measures the two alone, side by side). "
             + (f"Short of {SPEEDUP_GOAL:.0f}x: {', '.join(short)}." if short else f"No cell is short of {SPEEDUP_GOAL:.0f}x."),
-            "", "| cell | TRU unlearn s | speed-up |", "|---|---|---|"]
+            "", "| cell | TRU unlearn s | speed-up (geometric mean) |", "|---|---|---|"]
     return "\n".join(head + rows)
 
 
@@ -207,8 +220,8 @@ def _ablation_markdown(judged) -> str:
     for field, heading, better in FIGURES:
         lines += ["", f"### {heading}", "", "| cell | tru | " + " | ".join(columns) + " |",
                   "|---|---|" + "---|" * len(columns)]
-        for label, stats, _ in judged:
-            mine = stats[SUBJECT].get(field)
+        for label, stats, v in judged:
+            mine = None if v.get("subject_incomplete") else stats[SUBJECT].get(field)
             cells = []
             for m in columns:
                 theirs = stats.get(m, {}).get(field)

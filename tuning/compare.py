@@ -58,7 +58,7 @@ SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS",
          ("fairness_gap@20", "fairness gap@20", None), ("fairness_gap_vs_retrain@20", "gap vs retrain", "abs"),
          ("unlearn_seconds", "unlearn s", "min")]
 #: what the verdict (:mod:`reports.verdict`) reads beyond SHOWN
-VERDICT_FIELDS = [f for f, _, _ in SHOWN] + ["speedup", "abs_privleak"]
+VERDICT_FIELDS = [f for f, _, _ in SHOWN] + ["speedup", "log_speedup", "abs_privleak"]
 #: the paired comparisons: (field, mode); ``abs:`` compares absolute values
 PAIRED = [("retain_test_ndcg@20", "max"), ("forget_ks", "min"), ("abs:privleak", "min"), ("agreement@20", "max")]
 
@@ -137,8 +137,9 @@ def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
                    "sweep": sweep, "params": None, "front": 0}
             if tuned(spec):
                 front = front_of(trial_records(store, sweep), objs)
-                if not front.empty:
-                    row |= {"params": nearest_to_retraining(front, objs)["params"], "front": len(front)}
+                nearest = nearest_to_retraining(front, objs)
+                if nearest is not None:
+                    row |= {"params": nearest["params"], "front": len(front)}
             else:
                 mine = frame[(frame["sweep"] == sweep) & (frame["status"] == "ok")]
                 if not mine.empty:
@@ -178,11 +179,24 @@ def best_baseline(rows: dict[str, pd.DataFrame], baselines: list[str], objs) -> 
     """The cell's best baseline (:mod:`reports.verdict`): among ``baselines``, the one
     nearest the retrained model by :func:`tuning.sweep.nearest_to_retraining` (the rule
     that picks every representative), on its mean over the report seeds of each
-    objective and its target (the experiment's objectives: validation figures)."""
+    objective and its target (the experiment's objectives: validation figures); ``None``
+    when no baseline has them all."""
     table = [{"method": m} | {key: float(np.nanmean([fn(r) for r in rows[m].to_dict("records")]))
                               for o in objs for key, fn in ((o.name, o.value), (f"{o.name}_target", o.target))}
              for m in baselines]
-    return nearest_to_retraining(pd.DataFrame(table), objs)["method"] if table else None
+    nearest = nearest_to_retraining(pd.DataFrame(table), objs) if table else None
+    return None if nearest is None else nearest["method"]
+
+
+def _derived(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the verdict's derived per-seed figures: ``abs_privleak`` = |privleak| and
+    ``log_speedup`` = log(speedup) (NaN where there is no positive speed-up)."""
+    if "privleak" in frame:
+        frame = frame.assign(abs_privleak=frame["privleak"].abs())
+    if "speedup" in frame:
+        speedup = pd.to_numeric(frame["speedup"], errors="coerce")
+        frame = frame.assign(log_speedup=np.log(speedup.where(speedup > 0)))
+    return frame
 
 
 def _fmt(stats: dict, digits: int = 3) -> str:
@@ -243,8 +257,7 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
         lines += [f"## {' / '.join(title)}", ""]
         lines.append("| method | seeds | " + " | ".join(h for _, h, _ in SHOWN) + " | params |")
         lines.append("|---|---|" + "---|" * len(SHOWN) + "---|")
-        rows = {name: frame.assign(abs_privleak=frame["privleak"].abs()) if "privleak" in frame else frame
-                for name, frame in rows.items()}
+        rows = {name: _derived(frame) for name, frame in rows.items()}
         stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f in VERDICT_FIELDS}
                  for name, frame in rows.items()}
         seeds = {m: set(rows[m]["seed"]) for m in methods}

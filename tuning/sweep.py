@@ -117,19 +117,23 @@ def front_of(records: pd.DataFrame, objs: list[Objective]) -> pd.DataFrame:
     return ok[pareto_mask(ok[[o.name for o in objs]].to_numpy(), [o.mode == "max" for o in objs])]
 
 
-def nearest_to_retraining(front: pd.DataFrame, objs: list[Objective]) -> pd.Series:
+def nearest_to_retraining(front: pd.DataFrame, objs: list[Objective]) -> pd.Series | None:
     """The one rule that picks a configuration from a front: the trial nearest the
     retrained model, ``argmin sum_k (shortfall_k / scale_k)^2``. ``shortfall_k`` is how
     far the trial is from objective k's target (the retrained model's value, on the same
     tasks) in the worse direction only (0 when it does at least as well); ``scale_k`` =
-    ``|target_k|``, or 1 when the target is 0 (the distances ``forget_ks``, ``abs_*``)."""
+    ``|target_k|``, or 1 when the target is 0 (the distances ``forget_ks``, ``abs_*``).
+
+    A trial missing an objective or its target (NaN) is never nearest, since its distance
+    is unknown; ``None`` when no trial has them all."""
     distance = np.zeros(len(front))
     for o in objs:
         value, target = front[o.name].to_numpy(float), front[f"{o.name}_target"].to_numpy(float)
         shortfall = np.maximum(target - value, 0) if o.mode == "max" else np.maximum(value - target, 0)
         scale = np.where(np.abs(target) > 0, np.abs(target), 1.0)
         distance += (shortfall / scale) ** 2
-    return front.iloc[int(np.argmin(distance))]
+    known = np.flatnonzero(~np.isnan(distance))
+    return front.iloc[int(known[np.argmin(distance[known])])] if len(known) else None
 
 
 def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path, *, resume: bool = False,

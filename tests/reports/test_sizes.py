@@ -120,3 +120,10 @@ def test_cost_growth_script(tmp_path, two_ratios, capsys):
     ResultsStore(tmp_path / "out").append(two_ratios.astype(object).where(two_ratios.notna(), None).to_dict("records"))
     assert main([str(tmp_path / "out")]) == 0
     assert "| user | random | 0.1 | 85 | - | 6.0 | 100.0 |" in capsys.readouterr().out
+
+
+def test_a_curve_never_averages_records_of_different_code_versions(two_ratios):
+    edited = two_ratios.assign(code_version="v1")
+    edited.loc[(edited["method"] == "tru") & (edited["seed"] == 1), "code_version"] = "v2"  # seed 1 re-run after an edit
+    configs = set(size_curves(edited)["config"])
+    assert {"tru [code=v1]", "tru [code=v2]"} <= configs and "tru" not in configs

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from reports.statistics import badness, badness_interval
@@ -10,7 +12,8 @@ def iv(mean, half=0.01, n=3):
 
 def method(ndcg=0.14, ks=0.2, privleak=0.05, agreement=0.6, half=0.01, speedup=100.0):
     return {"retain_test_ndcg@20": iv(ndcg, half), "forget_ks": iv(ks, half), "abs_privleak": iv(privleak, half),
-            "agreement@20": iv(agreement, half), "speedup": iv(speedup, 1.0), "unlearn_seconds": iv(1.0, 0.1)}
+            "agreement@20": iv(agreement, half), "log_speedup": iv(math.log(speedup), 0.1),
+            "unlearn_seconds": iv(1.0, 0.1)}
 
 
 def test_badness_turns_every_figure_into_lower_is_better():
@@ -88,3 +91,15 @@ def test_methods_are_judged_on_the_same_report_seeds_only():
     assert not lost["known"] and not lost["goal"]  # TRU missing a seed: the cell is not judged
     text = verdict_markdown([("a", stats, "mmrecun", {"tru": full, "finetune": {0, 1}, "mmrecun": full})], full)
     assert "| a |" in text and "| finetune |" in text.split("| goal | dominated by | incomplete |")[1].split("###")[0]
+
+
+def test_tru_v2_and_the_ablations_are_shown_on_the_same_report_seeds_only():
+    full = {0, 1, 2}
+    stats = {"tru": method(ks=0.1), "finetune": method(ks=0.4), "tru-no-gate": method(ks=0.3), "tru-v2": method(ks=0.6)}
+    seeds = {"tru": full, "finetune": full, "tru-no-gate": {0, 1}, "tru-v2": {1, 2}}
+    text = verdict_markdown([("a", stats, "finetune", seeds), ("b", stats, "finetune", {m: full for m in stats})], full)
+    ks_ablation = text.split("## Ablations")[1].split("### forget KS")[1].split("###")[0]
+    assert "| a | 0.100 | - |" in ks_ablation  # tru-no-gate lacks seed 2: not beside TRU
+    assert "| a | 0.100 [0.090, 0.110] | finetune | 0.400 [0.390, 0.410] | better (win) | - |" in text  # nor TRU v2
+    everything = verdict_markdown([("a", stats, "finetune", {m: full for m in stats})], full)
+    assert "0.300 ▼" in everything and "0.600 [0.590, 0.610]" in everything

@@ -203,3 +203,17 @@ def test_a_method_failing_on_every_report_seed_is_named_with_its_error(experimen
     records += [rec("mmrecun", s, sweep="s-mmrecun", split="test", status="error", error="UserError: boom") for s in (0, 1)]
     text = compare_markdown(experiment, pd.DataFrame(records), chosen, 4)
     assert "failed on every report seed: mmrecun (UserError: boom)" in text and "no report records yet" not in text
+
+
+def test_the_speed_up_is_the_geometric_mean_of_the_per_seed_ratios():
+    import math
+
+    import pytest
+
+    from reports.statistics import interval
+    from tuning.compare import _derived
+
+    frame = _derived(pd.DataFrame({"speedup": [10.0, 1000.0, 0.0], "privleak": [-0.2, 0.1, 0.0]}))
+    assert math.exp(interval(frame["log_speedup"])["mean"]) == pytest.approx(100.0)  # the arithmetic mean says 505
+    assert frame["abs_privleak"].tolist() == [0.2, 0.1, 0.0]
+    assert math.isnan(frame["log_speedup"].iloc[2])  # no positive speed-up: no ratio, not log 0 = -inf

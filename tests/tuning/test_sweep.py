@@ -159,6 +159,14 @@ def test_nearest_to_retraining_hand_computed():
     assert nearest_to_retraining(above, objs)["params"] == "b"
 
 
+def test_a_configuration_missing_an_objective_is_never_nearest():
+    objs = objectives(["retain_valid_ndcg@20", "forget_ks"])
+    front = pd.DataFrame({"retain_valid_ndcg@20": [0.20, 0.18], "retain_valid_ndcg@20_target": [0.2] * 2,
+                          "forget_ks": [float("nan"), 0.1], "forget_ks_target": [0.0] * 2, "params": ["a", "b"]})
+    assert nearest_to_retraining(front, objs)["params"] == "b"  # np.argmin would pick the NaN row "a"
+    assert nearest_to_retraining(front.iloc[:1], objs) is None
+
+
 def test_a_front_configuration_of_an_ablation_re_runs_as_recorded():
     import json
 
