@@ -7,9 +7,9 @@ that runs them.
 ``METHODS.builtin_names()`` are the methods registered here, before any plugin.
 """
 
-from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod  # noqa: F401
-from methods import exact, influence, redraw, reverse, tru, tru_v2  # noqa: E402,F401  (register the built-ins)
+from methods.base import METHODS, Budget, ForgetTask, HyperParameter, ShardJob, TrainedShards, UnlearningMethod  # noqa: F401
+from methods import exact, influence, receraser, redraw, reverse, sisa, tru, tru_v2  # noqa: E402,F401  (register the built-ins)
 
 METHODS.seal_builtins()  # what an experiment's methods = "all" means; plugins come after
 
-__all__ = ["METHODS", "Budget", "ForgetTask", "HyperParameter", "UnlearningMethod"]
+__all__ = ["METHODS", "Budget", "ForgetTask", "HyperParameter", "ShardJob", "TrainedShards", "UnlearningMethod"]

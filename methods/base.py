@@ -5,13 +5,23 @@ Lifecycle of an :class:`UnlearningMethod`:
 
 1. ``cls(**params)``: each declared :class:`HyperParameter` is validated (type, range);
    missing ones take their default; an unknown name is an error naming it.
-2. ``unlearn(model, task, budget) -> model``: ``model`` is the trained original
+2. ``start(model, task, budget) -> model``: the model the method unlearns from. By default
+   the trained original itself; an exact partitioned method (SISA, RecEraser) trains its
+   own original here, from ``D`` alone (never from which pairs ``task`` forgets), through
+   ``budget.train_shards`` and ``budget.fit``. Not timed; the harness measures it as the
+   method's own original. ``plan(model, task, budget)`` names the shard sets ``start``
+   and ``unlearn`` will ask for, so the harness can train them ahead, in parallel.
+3. ``unlearn(model, task, budget) -> model``: ``model`` is what ``start`` returned
    (``theta0``), to be run on the retained graph ``task.retain_graph()`` of the
    :class:`ForgetTask`; the method may edit it in place and returns the unlearned model.
    ``budget`` (:class:`Budget`) fixes what every approximate method may spend (epochs
    over ``D_f``, batch size) and the seed, so comparisons are fair; it also carries
-   ``train_from_scratch`` for exact retraining.
-3. ``summary()``: what the method decided (goes into the record, as JSON).
+   ``train_from_scratch`` for exact retraining. A method whose unlearning work ran ahead
+   (shards trained across the actors, then found in the model cache) puts its measured
+   wall time in ``costs["unlearn_seconds"]``, which the record reports instead of the
+   harness's timing of ``unlearn``; ``costs["train_seconds_total"]`` is the sum of the
+   training seconds of the models it trained.
+4. ``summary()``: what the method decided (goes into the record, as JSON).
 
 The class docstring's first line is the method's summary in ``tru methods``.
 """
@@ -61,6 +71,12 @@ class ForgetTask:
         kept[torch.from_numpy(self.removed_users)] = False
         return kept.nonzero().squeeze(1)
 
+    def retained_valid(self) -> np.ndarray:
+        """Validation pairs of the users that remain (deleted users guide no retraining)."""
+        if len(self.removed_users) == 0:
+            return self.valid
+        return self.valid[~np.isin(self.valid[:, 0], self.removed_users)]
+
     @property
     def key(self) -> str:
         """A hash of the forget set (cache keys of retrained references)."""
@@ -76,6 +92,29 @@ class ForgetTask:
             "forget_items": len(self.items), "forget_key": self.key,
         }
 
+
+
+@dataclass(frozen=True, eq=False)
+class ShardJob:
+    """One shard model to train: the backbone from initialisation seed ``seed`` on
+    ``train`` pairs ``[n, 2]``, early-stopped on ``valid`` pairs ``[m, 2]``."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrainedShards:
+    """A trained shard set: the models in the order of its jobs, each one's training
+    seconds (when it was trained), and the wall time training the set took on
+    ``workers`` workers (measured when it was trained; a set found in the model cache
+    reports that measurement)."""
+
+    models: list
+    train_seconds: list[float]
+    wall_seconds: float
+    workers: int
 
 
 class Budget(BaseModel):
@@ -95,6 +134,11 @@ class Budget(BaseModel):
     seed: int = Field(0, ge=0, description="the job's seed")
     train_from_scratch: Callable[[np.ndarray], Backbone] | None = Field(
         None, exclude=True, description="trains the job's backbone from scratch on the given pairs")
+    train_shards: Callable[[list[ShardJob]], TrainedShards] | None = Field(
+        None, exclude=True, description="trains (or finds in the model cache) one backbone per shard job")
+    fit: Callable[[Backbone, np.ndarray, np.ndarray], float] | None = Field(
+        None, exclude=True, description="trains a model's trainable parameters in place with the harness's loop "
+                                        "on (train pairs, validation pairs); returns the seconds it took")
 
     def shared(self) -> dict:
         """The shared part (``epochs``, ``batch_size``), for run keys and records."""
@@ -158,6 +202,15 @@ class UnlearningMethod:
             name: h.validate(self.name, params.get(name, h.default)) for name, h in declared.items()
         }
         self.decisions: dict = {}
+        self.costs: dict = {}
+
+    def plan(self, model: Backbone, task: ForgetTask, budget: Budget) -> list[list[ShardJob]]:
+        """The shard sets :meth:`start` and :meth:`unlearn` will train, in order (none by default)."""
+        return []
+
+    def start(self, model: Backbone, task: ForgetTask, budget: Budget) -> Backbone:
+        """The model to unlearn from: the trained original (module docstring)."""
+        return model
 
     def unlearn(self, model: Backbone, task: ForgetTask, budget: Budget) -> Backbone:
         raise NotImplementedError

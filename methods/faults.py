@@ -3,6 +3,8 @@
 Not registered by default: list ``"methods.faults"`` under ``plugins`` in an experiment.
 
 - ``fault-raise``: raises ``RuntimeError`` (the record must say ``status: error``).
+- ``fault-nan``: returns the model with its parameters set to NaN (a diverged update; the
+  record must say so, not fail inside a measure).
 - ``fault-sleep``: sleeps ``seconds``, then behaves like ``graph_edit`` (a job long
   enough to interrupt a run in the middle).
 - ``fault-crash-once``: kills its own process (as an out-of-memory kill would) the first
@@ -16,6 +18,8 @@ import os
 import time
 from pathlib import Path
 
+import torch
+
 from methods.base import METHODS, Budget, HyperParameter, UnlearningMethod
 
 
@@ -25,6 +29,17 @@ class FaultRaise(UnlearningMethod):
 
     def unlearn(self, model, task, budget: Budget):
         raise RuntimeError("fault-raise: raised on purpose")
+
+
+@METHODS.register("fault-nan")
+class FaultNaN(UnlearningMethod):
+    """Returns the model with every parameter NaN."""
+
+    def unlearn(self, model, task, budget: Budget):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float("nan"))
+        return model
 
 
 @METHODS.register("fault-crash-once")

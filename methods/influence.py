@@ -255,10 +255,12 @@ class GIF(InfluenceUnlearning):
     """Influence-function unlearning of every parameter by the LiSSA recursion, with the graph term (Wu et al., WWW 2023)."""
 
     solver = "lissa"
-    hyperparameters = (DAMPING, HyperParameter("iterations", int, 5, 1, 100, doc=ITERATIONS.doc), SCALE,
-                       HyperParameter("lissa_scale", float, 1e4, 1.0, 1e6, log=True,
-                                      doc="s: LiSSA's scale (every eigenvalue of H + lambda I below 2 s)"),
-                       HESSIAN_PAIRS, GRAPH_PAIRS)
+    hyperparameters = with_defaults(
+        DAMPING, ITERATIONS, SCALE,
+        HyperParameter("lissa_scale", float, 1e4, 1.0, 1e6, log=True,
+                       doc="s: LiSSA's scale (every eigenvalue of H + lambda I below 2 s)"),
+        HESSIAN_PAIRS, GRAPH_PAIRS,
+        damping=3720.0, iterations=67, scale=830.0, lissa_scale=23000.0)
     tuned = ("damping", "iterations", "scale", "lissa_scale")
 
     def subspace(self, model, task):

@@ -26,14 +26,18 @@ untrained aggregate is the shards' mean embedding).
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 from torch import nn
 
-from backbones.base import Backbone, Batch, ParamSpec, gather_rows
+from backbones.base import Backbone, Batch, ParamSpec, eval_embeddings, gather_rows
 from backbones.blocks.graph import UserItemGraph
 from backbones.blocks.losses import bpr_loss
-from methods.sharding import Partition, ShardEnsemble
+from harness.core.errors import UserError
+from harness.core.seeding import seeded
+from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod
+from methods.sharding import UNITS, Partition, ShardEnsemble, balanced_kmeans, shard_jobs, training_pairs
 
 #: dropout on the aggregated user embedding during training (their keep probability 0.7)
 DROPOUT = 0.3
@@ -78,6 +82,9 @@ class AggregatedShards(Backbone):
         self.user_attention, self.item_attention = Attention(dim), Attention(dim)
         self._frozen: tuple | None = None  # (graph, stacked shard embeddings): the last graph seen
 
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_frozen": None}  # copies and pickles drop the embedding cache
+
     def shard_embeddings(self, graph: UserItemGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """Each shard model's final embeddings over its part of ``graph`` in eval mode,
         stacked ``(users [U, K, d], items [I, K, d])``; computed once per graph (frozen)."""
@@ -110,3 +117,72 @@ class AggregatedShards(Backbone):
 
     def parameter_specs(self) -> list[ParamSpec]:
         return [ParamSpec(name, "fusion") for name, _ in self.named_parameters() if not name.startswith("ensemble.")]
+
+
+@METHODS.register("receraser")
+class RecEraser(UnlearningMethod):
+    """RecEraser (Chen et al., WWW 2022): balanced k-means shards of D and an attention aggregator; a deletion retrains the shards it touches and the aggregator (exact)."""
+
+    hyperparameters = (
+        HyperParameter("n_shards", int, 10, 2, 64, doc="shards of D (their default 10)"),
+        HyperParameter("unit", str, "interaction",
+                       doc="what is clustered: user (UBP) | item (IBP) | interaction (InBP, their default)"),
+        HyperParameter("iterations", int, 50, 1, 500, doc="balanced k-means rounds (their part_T 50)"),
+    )
+    tuned = ()  # an exact method: nothing to trade off
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.params["unit"] not in UNITS:
+            raise UserError(f"method 'receraser': hyperparameter 'unit'={self.params['unit']!r}: "
+                            f"valid: {', '.join(UNITS)}")
+        self._partition: Partition | None = None
+
+    def partition(self, model: Backbone, task: ForgetTask, budget: Budget) -> Partition:
+        """Balanced k-means on the trained original's embeddings over ``G`` (their
+        pretrained WMF embeddings; both are learned from ``D``, never from which pairs are
+        forgotten), computed once per instance."""
+        if self._partition is None:
+            pairs = training_pairs(task)
+            users, items = eval_embeddings(model, UserItemGraph(torch.from_numpy(pairs), task.n_users, task.n_items))
+            self._partition = balanced_kmeans(users.cpu().numpy(), items.cpu().numpy(), pairs, self.params["n_shards"],
+                                              self.params["unit"], self.params["iterations"], seed=budget.seed)
+        return self._partition
+
+    def plan(self, model, task: ForgetTask, budget: Budget):
+        part = self.partition(model, task, budget)
+        return [shard_jobs(part, training_pairs(task), task.valid, budget.seed),
+                shard_jobs(part, task.retain, task.retained_valid(), budget.seed, part.affected(task.forget))]
+
+    def _aggregated(self, shards: list[Backbone], part: Partition, pairs, valid, budget: Budget) -> tuple:
+        """A fresh aggregator over ``shards`` (seeded), trained on ``pairs`` with the harness's
+        loop (early stopping on ``valid``); returns it and its training seconds."""
+        first = shards[0]
+        dim = eval_embeddings(first, UserItemGraph(torch.from_numpy(pairs), first.n_users, first.n_items))[0].shape[1]
+        with seeded(budget.seed):
+            model = AggregatedShards(shards, part, dim).to(first.device)
+        return model, budget.fit(model, pairs, valid)
+
+    def start(self, model, task: ForgetTask, budget: Budget):
+        original, _ = self.plan(model, task, budget)
+        trained = budget.train_shards(original)
+        aggregated, seconds = self._aggregated(trained.models, self._partition, training_pairs(task), task.valid, budget)
+        self.decisions["original_train_seconds_total"] = sum(trained.train_seconds) + seconds
+        return aggregated
+
+    def unlearn(self, model: AggregatedShards, task: ForgetTask, budget: Budget):
+        part = model.ensemble.partition
+        affected = part.affected(task.forget)
+        retrained = budget.train_shards(shard_jobs(part, task.retain, task.retained_valid(), budget.seed, affected))
+        shards = list(model.ensemble.shard_models)
+        for k, shard in zip(affected, retrained.models):
+            shards[k] = shard
+        start = time.perf_counter()
+        aggregated, seconds = self._aggregated(shards, part, task.retain, task.retained_valid(), budget)
+        aggregator_seconds = time.perf_counter() - start
+        self.costs = {"unlearn_seconds": retrained.wall_seconds + aggregator_seconds,
+                      "train_seconds_total": sum(retrained.train_seconds) + seconds}
+        self.decisions |= {"affected_shards": affected, "retrained": f"{len(affected)} of {part.n_shards}",
+                           "shard_pairs": part.sizes(task.retain), "workers": retrained.workers,
+                           "aggregator_seconds": aggregator_seconds}
+        return aggregated

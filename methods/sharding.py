@@ -36,6 +36,7 @@ from torch import nn
 
 from backbones.base import Backbone, ParamSpec
 from backbones.blocks.graph import UserItemGraph
+from methods.base import ForgetTask, ShardJob
 
 UNITS = ("user", "item", "interaction")
 AGGREGATIONS = ("mean", "own")
@@ -131,6 +132,9 @@ class ShardEnsemble(Backbone):
         self.shard_models = nn.ModuleList(shards)
         self.partition, self.aggregation = partition, aggregation
         self._graphs: tuple | None = None  # (graph, its shard subgraphs): the last graph seen
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_graphs": None}  # copies and pickles drop the subgraph cache
 
     def shard_graphs(self, graph: UserItemGraph) -> list[UserItemGraph]:
         """``graph`` restricted to each shard's pairs (kept for the last graph seen, so the
@@ -254,3 +258,43 @@ def _squared_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """``||p - c||^2`` of each point and centroid, ``[N, K]`` (float64)."""
     p, c = points.astype(np.float64), centroids.astype(np.float64)
     return ((p * p).sum(1)[:, None] - 2 * p @ c.T + (c * c).sum(1)[None, :]).clip(min=0)
+
+
+# ------------------------------------------------------------------ shard training jobs
+#: shard ``k``'s initialisation seed is ``seed + SHARD_SEED_OFFSET * (k + 1)`` (apart from
+#: the second retrain's ``seed + 1000``)
+SHARD_SEED_OFFSET = 10_000
+
+
+def shard_validation(partition: Partition, shard: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The validation pairs that early-stop a shard's model: those of its units (its users,
+    or its items), or for interaction shards those of the users it holds pairs of. They
+    depend on the shard's pairs alone, so an untouched shard's model is exactly what
+    retraining it would give."""
+    column = 1 if partition.unit == "item" else 0
+    return np.ascontiguousarray(valid[np.isin(valid[:, column], np.unique(shard[:, column]))])
+
+
+def shard_jobs(partition: Partition, pairs: np.ndarray, valid: np.ndarray, seed: int,
+               shards: list[int] | None = None) -> list[ShardJob]:
+    """One :class:`methods.base.ShardJob` per shard of ``shards`` (default: all): shard
+    ``k`` of ``pairs`` in canonical order (:func:`canonical`: training shuffles by row, so
+    an untouched shard of ``D_r`` must be the very rows it had in ``D``), its validation
+    pairs (:func:`shard_validation`) and its seed."""
+    parts = partition.split(canonical(pairs))
+    chosen = range(partition.n_shards) if shards is None else shards
+    return [ShardJob(parts[k], shard_validation(partition, parts[k], valid), seed + SHARD_SEED_OFFSET * (k + 1))
+            for k in chosen]
+
+
+def canonical(pairs: np.ndarray) -> np.ndarray:
+    """``pairs [n, 2]`` sorted by user, then item."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return np.ascontiguousarray(pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))])
+
+
+def training_pairs(task: ForgetTask) -> np.ndarray:
+    """``D = D_r + D_f`` in canonical order, the same for every task of a dataset: a
+    partitioned original never depends on which pairs are forgotten."""
+    return canonical(np.concatenate([task.retain, task.forget]))
+

@@ -1,7 +1,9 @@
 """A model host: one (dataset, backbone, seed) loaded once, serving unlearning jobs.
 
 Lifecycle: ``ModelHost(...)`` imports the experiment's plugins, sets torch's thread
-count, picks its device and loads the dataset; ``run(job)`` builds the job's forget task,
+count, picks its device and loads the dataset; ``shard_plan(job)`` and
+``train_shard(shard)`` let the runner train a partitioned method's shards across the
+model's actors before its job runs; ``run(job)`` builds the job's forget task,
 trains or loads (model cache) the original and the retrained reference the first time
 that task is seen (and, on a report seed, the second retrained reference), keeps them,
 runs the method and returns the result record.
@@ -13,6 +15,7 @@ it (Ray sets the device visibility of the actor's process; the harness never doe
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import os
@@ -29,9 +32,10 @@ from harness.data.regimes import make_task
 from harness.distributed.experiment import Job, RegimeSpec
 from harness.protocol import records
 from harness.protocol.models import build_backbone
+from harness.protocol.shards import ShardTrainer
 from harness.protocol.training import TrainConfig
 from harness.protocol.unlearning import RETRAIN2_SEED_OFFSET, References, prepare, run_method, train_reference
-from methods import Budget
+from methods import METHODS, Budget, ShardJob
 
 
 class ModelHost:
@@ -94,6 +98,28 @@ class ModelHost:
                 report=self.report,
             )
         return self.references[job.task_key]
+
+    def shard_plan(self, job: Job) -> list[tuple[str, list[ShardJob]]]:
+        """``(set key, shard jobs)`` of each shard set ``job``'s partitioned method will
+        train (:meth:`methods.base.UnlearningMethod.plan`), so the runner can train them
+        ahead across this model's actors; ``[]`` when its task or method fails here (the
+        job itself then records the error)."""
+        try:
+            refs = self.refs(job)
+            method = METHODS.get(job.method)(**job.params)
+            budget = self.budget.model_copy(update={"seed": self.seed})
+            sets = method.plan(copy.deepcopy(refs.original), refs.task, budget)
+        except Exception:  # noqa: BLE001  (reported by the job's own record)
+            return []
+        trainer = refs.shard_trainer()
+        return [(trainer.key(jobs), jobs) for jobs in sets if jobs]
+
+    def train_shard(self, shard: ShardJob) -> dict:
+        """Train one shard model into the model cache (or find it there): its
+        ``train_seconds`` and whether it was ``cached``."""
+        trained = ShardTrainer(self.dataset, self.backbone, self.hparams, self.training, self.device,
+                               self.cache_dir).train_one(shard)
+        return {"train_seconds": float(trained.meta["train_seconds"]), "cached": trained.cached}
 
     def run(self, job: Job) -> dict:
         """Run ``job``; the record carries its ``run_key``, device and node. A failure of

@@ -5,7 +5,11 @@ store already holds (``resume``), starts ``actors_per_model`` actors per (datase
 backbone, seed) that still has work, and keeps each actor busy with one job at a time.
 When several actors host one model, they first train its original and the retrained
 reference of each forget task (on report seeds also the second retrain) side by side into
-the model cache (``warm``); then a free
+the model cache (``warm``). A model with jobs of a partitioned method (SISA, RecEraser)
+then trains their shard sets: one actor each asks a job for its plan, and once the
+plans are in and the model's actors are idle, each set is trained across the model's
+live actors (those that have answered; :mod:`harness.distributed.shards`), its wall time
+measured as the job's cost; the event loop waits meanwhile. Then a free
 actor takes, in order of preference, a job of a forget task it already holds (its
 references are in memory), a task no other actor of its model holds, any job. Each
 finished record is written at once (one store file per record).
@@ -33,6 +37,7 @@ from harness.core.errors import UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, Job, expand
 from harness.distributed.host import job_error_record, start_hosts
+from harness.distributed.shards import partitioned, train_sets
 from harness.distributed.store import ResultsStore, identity
 
 LOG = logging.getLogger("tru")
@@ -51,11 +56,23 @@ class RunSummary:
 
 @dataclass
 class _Slot:
-    """One actor and what it holds."""
+    """One actor, what it holds, and whether it has answered yet (is scheduled)."""
 
     actor: object
     host: tuple
     tasks: set = field(default_factory=set)
+    alive: bool = False
+
+
+#: the in-flight marker of a shard plan (``ModelHost.shard_plan``)
+PLAN = object()
+
+
+def _plan(ref) -> list:
+    try:
+        return ray.get(ref)
+    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+        return []  # the jobs that need it record the failure
 
 
 def pending_jobs(experiment: Experiment, store: ResultsStore, extra: dict | None = None) -> tuple[list[Job], int]:
@@ -102,12 +119,23 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
         warmups = {host: [(None, False)] + [(regime, second) for regime in {j.task_key: j.regime for j in jobs}.values()
                                             for second in [False] + [True] * experiment.is_report_seed(host[2])]
                    for host, jobs in queues.items() if sum(s.host == host for s in slots) > 1}
+        plans = {host: [j for j in jobs if partitioned(j.method)] for host, jobs in queues.items()}
+        sets: dict = collections.defaultdict(dict)  # host -> {set key: shard jobs}, in plan order
+        planning: collections.Counter = collections.Counter()
+        waiting: dict = collections.defaultdict(list)  # host -> slots waiting for the shard sets
         inflight: dict = {}
 
         def dispatch(slot: _Slot) -> None:
             queue = queues[slot.host]
             if warmups.get(slot.host):  # hosts sharing a model first train its references side by side
                 inflight[slot.actor.warm.remote(*warmups[slot.host].pop(0))] = (slot, None)
+                return
+            if plans.get(slot.host):  # then the shard sets of its partitioned jobs, known from their plans
+                planning[slot.host] += 1
+                inflight[slot.actor.shard_plan.remote(plans[slot.host].pop(0))] = (slot, PLAN)
+                return
+            if planning[slot.host] or sets[slot.host] or waiting[slot.host]:
+                shard_phase(slot)
                 return
             if not queue:
                 ray.kill(slot.actor)  # release its resources for actors still waiting
@@ -119,14 +147,38 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
             slot.tasks.add(job.task_key)
             inflight[slot.actor.run.remote(job)] = (slot, job)
 
+        def shard_phase(slot: _Slot) -> None:
+            """Wait until no live actor of the model is busy and every plan is in, then train
+            the sets across the live actors (:mod:`harness.distributed.shards`) and go on."""
+            host = slot.host
+            if all(s is not slot for s in waiting[host]):
+                waiting[host].append(slot)
+            busy = any(s.host == host and s.alive for s, _ in inflight.values())
+            if planning[host] or busy:
+                return
+            ready = list(waiting[host])
+            LOG.info("%s: training %d shard sets on %d actors", host, len(sets[host]), len(ready))
+            train_sets([s.actor for s in ready], list(sets[host].items()), experiment.cache_dir)
+            sets[host].clear()
+            waiting[host].clear()
+            for s in ready:
+                dispatch(s)
+
         for slot in slots:
             dispatch(slot)
         with tqdm(total=len(todo), desc=experiment.name, unit="job", disable=not progress, dynamic_ncols=True) as bar:
             while inflight:
                 ready, _ = ray.wait(list(inflight), num_returns=1)
                 slot, job = inflight.pop(ready[0])
+                slot.alive = True
                 if job is None:  # a warm-up (not read: a failure shows again in the jobs needing it)
                     dispatch(slot)
+                    continue
+                if job is PLAN:  # a failed plan is []: its job records the error
+                    planning[slot.host] -= 1
+                    for key, shards in _plan(ready[0]):
+                        sets[slot.host].setdefault(key, shards)
+                    dispatch(slot)  # with the plans in, the slot checks the barrier (shard_phase)
                     continue
                 try:
                     record = ray.get(ready[0])

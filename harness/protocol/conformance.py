@@ -12,9 +12,10 @@ front ends read that one list, so each rule has one home:
 
 The rules: the method is registered (decorator or entry point); its hyperparameters are
 declared (a name, a type, a default that passes its own validation); an unknown
-hyperparameter raises ``UserError``; ``unlearn`` runs without raising; it returns a
-backbone with the original's parameter names and shapes and finite scores; it leaves the
-task untouched; the same seed gives identical parameters; ``summary()`` is JSON.
+hyperparameter raises ``UserError``; ``start`` and ``unlearn`` run without raising;
+``unlearn`` returns a backbone with the parameter names and shapes of the model it
+started from (the original, or the method's own from ``start``) and finite scores; it
+leaves the task untouched; the same seed gives identical parameters; ``summary()`` is JSON.
 A method that raises or returns ``None`` fails the rules that need its model by name.
 Runs in seconds on the tiny dataset.
 """
@@ -32,14 +33,20 @@ from typing import Callable
 import numpy as np
 import torch
 
+from backbones import BACKBONES
 from backbones.base import Backbone
 from backbones.blocks.graph import UserItemGraph
 from harness.core.errors import UserError
 from harness.data.regimes import make_task
 from harness.data.tiny import tiny_dataset
 from harness.protocol.models import build_backbone
+from harness.protocol.shards import ShardTrainer
 from harness.protocol.training import TrainConfig, train
 from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod
+
+
+#: the training settings of the tiny originals, retrains, shard models and aggregators
+TRAINING = {"max_epochs": 3, "batch_size": 64}
 
 
 class ConformanceError(AssertionError):
@@ -56,12 +63,14 @@ def _require(condition, rule: str) -> None:
 
 @dataclass
 class Run:
-    """One call of ``cls().unlearn(copy of the original, task, budget)``: the instance, the
-    returned model, or the exception it raised (construction included)."""
+    """One call of ``cls().start(copy of the original, task, budget)`` and ``unlearn`` of
+    what it returned: the instance, the returned model, or the exception it raised
+    (construction included)."""
 
     method: UnlearningMethod | None
     model: object = None
     error: BaseException | None = None
+    start: object = None  # what ``start`` returned (the original, or the method's own)
 
     def describe_error(self) -> str:
         """``unlearn raised Kind: message (at file:line)``, the frame that raised."""
@@ -100,9 +109,12 @@ class Subject:
     def _trained(self, pairs: np.ndarray) -> Backbone:
         """A ``backbone`` trained for 3 epochs on ``pairs`` (the original; exact retraining)."""
         model = build_backbone(self.backbone, self.dataset, 0)
-        config = TrainConfig.for_backbone(type(model), max_epochs=3, batch_size=64)
-        train(model, torch.from_numpy(pairs), torch.from_numpy(self.dataset.valid), config, 0, progress=False)
+        self._fit(model, pairs, self.dataset.valid)
         return model
+
+    def _fit(self, model: Backbone, pairs: np.ndarray, valid: np.ndarray) -> float:
+        config = TrainConfig.for_backbone(BACKBONES.get(self.backbone), **TRAINING)
+        return train(model, torch.from_numpy(pairs), torch.from_numpy(valid), config, 0, progress=False).seconds
 
     @cached_property
     def original(self) -> Backbone:
@@ -110,11 +122,15 @@ class Subject:
 
     def _run(self) -> Run:
         self.task_before  # noqa: B018  (snapshot before the method sees the task)
-        budget = Budget(epochs=2, batch_size=16, seed=0, train_from_scratch=self._trained)
+        shards = ShardTrainer(self.dataset, self.backbone, {}, TRAINING, torch.device("cpu"), None)
+        budget = Budget(epochs=2, batch_size=16, seed=0, train_from_scratch=self._trained, train_shards=shards,
+                        fit=self._fit)
         method = None
         try:
             method = self.cls()
-            return Run(method, method.unlearn(copy.deepcopy(self.original), self.task, budget))
+            start = method.start(copy.deepcopy(self.original), self.task, budget)
+            snapshot = copy.deepcopy(start)
+            return Run(method, method.unlearn(start, self.task, budget), start=snapshot)
         except Exception as exc:  # a named failure, not a traceback
             return Run(method, error=exc)
 
@@ -186,8 +202,10 @@ def returns_a_backbone(subject: Subject) -> None:
 
 
 def same_names_and_shapes(subject: Subject) -> None:
-    """The returned model has exactly the original's parameter names and shapes."""
-    shapes = {k: tuple(v.shape) for k, v in subject.original.named_parameters()}
+    """The returned model has exactly the parameter names and shapes of the model it
+    started from (the original, or what ``start`` returned)."""
+    subject.model()
+    shapes = {k: tuple(v.shape) for k, v in subject.first.start.named_parameters()}
     got = {k: tuple(v.shape) for k, v in subject.model().named_parameters()}
     changed = sorted(k for k in shapes.keys() | got.keys() if shapes.get(k) != got.get(k))
     _require(not changed, "unlearn changed parameter names or shapes: " + ", ".join(

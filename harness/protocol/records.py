@@ -45,7 +45,8 @@ SCALARS = ("forget_gap@20", "fairness_gap_vs_retrain@20", "forget_ks", "original
            "privleak", "privleak_low", "privleak_high", "original_privleak", "original_privleak_low",
            "original_privleak_high", "retrain2_privleak", "retrain2_privleak_low", "retrain2_privleak_high",
            "mia_diff_auc", "retrain_mia_diff_auc", "audit_pairs", "audit_seconds", "measure_seconds",
-           "unlearn_seconds", "retrain_seconds", "speedup", "updated_fraction")
+           "unlearn_seconds", "retrain_seconds", "speedup", "updated_fraction", "train_seconds_total",
+           "own_original_retain_valid_ndcg@20", "own_original_retain_test_ndcg@20")
 
 SCHEMA = pa.schema(
     [("run_key", pa.string()), ("experiment", pa.string()), ("sweep", pa.string()), ("trial_id", pa.string()),

@@ -29,7 +29,12 @@ excluded, removed users left out):
   is as close as retraining itself when it is within them;
 * costs: ``unlearn_seconds``, ``retrain_seconds``, ``speedup``, ``updated_fraction``,
   ``measure_seconds`` (all measures of the method) and ``audit_seconds`` (its audit:
-  attack, PrivLeak bootstrap, difference attack; with the KS and agreement beside them).
+  attack, PrivLeak bootstrap, difference attack; with the KS and agreement beside them);
+  a partitioned method's ``unlearn_seconds`` is the wall time of retraining its affected
+  shards (and aggregator), ``train_seconds_total`` the sum of their training seconds;
+* a method with its own original (:meth:`methods.base.UnlearningMethod.start`, the
+  sharded model of SISA or RecEraser): ``own_original_retain_{valid,test}_ndcg@20``;
+  its ``updated_fraction`` counts against that original.
 The original model is measured on the full graph G (what it knew).
 """
 
@@ -58,6 +63,8 @@ from harness.protocol.audit import (AUDIT_SIZE, Audit, AuditSample, attack, audi
 from harness.protocol.evaluation import embedding_scorer, metrics_from_scores
 from harness.protocol.fairness import active_users, group_figures
 from harness.protocol.models import train_backbone
+from harness.protocol.shards import ShardTrainer
+from harness.protocol.training import TrainConfig, train
 from methods.base import METHODS, Budget, ForgetTask, UnlearningMethod
 
 K = 20
@@ -77,6 +84,8 @@ def measure(model: Backbone, graph: UserItemGraph, dataset: Dataset, task: Forge
     """All figures of one model on ``graph`` (see the module docstring)."""
     model.eval()
     users, items = eval_embeddings(model, graph)
+    if not (torch.isfinite(users).all() and torch.isfinite(items).all()):
+        raise FloatingPointError("the model's embeddings are not finite (a diverged update)")
     exclude = UserItemGraph(torch.from_numpy(task.retain), task.n_users, task.n_items).user_items_csr()
     removed = torch.from_numpy(task.removed_users)
     targets = torch.from_numpy(task.items) if task.regime == "item" else torch.zeros(0, dtype=torch.long)
@@ -144,6 +153,30 @@ class References:
     retrained2: Backbone | None = None
     retrain2_measure: Measure | None = None
 
+    def shard_trainer(self) -> ShardTrainer:
+        """``budget.train_shards`` of this task's jobs (:mod:`harness.protocol.shards`)."""
+        return ShardTrainer(self.dataset, self.backbone, self.hparams, self.train_overrides, self.original.device,
+                            self.cache_dir)
+
+    def fitter(self):
+        """``budget.fit``: train a model's trainable parameters in place with the
+        backbone's training settings and this job's seed; returns the seconds it took."""
+        config = TrainConfig.for_backbone(BACKBONES.get(self.backbone), **self.train_overrides)
+
+        def fit(model: Backbone, pairs: np.ndarray, valid: np.ndarray) -> float:
+            return train(model, torch.from_numpy(np.ascontiguousarray(pairs)), torch.from_numpy(np.ascontiguousarray(valid)),
+                         config, self.seed, progress=False).seconds
+
+        return fit
+
+    def own_original_figures(self, model: Backbone) -> dict:
+        """``own_original_retain_{valid,test}_ndcg@20``: a method's own original (a
+        partitioned method's sharded model) measured as the original is, on the full
+        graph G, beside the shared original's figures (the utility cost of sharding)."""
+        full = UserItemGraph(torch.from_numpy(self.dataset.train), self.dataset.n_users, self.dataset.n_items)
+        metrics = measure(model, full, self.dataset, self.task, self.sample).metrics
+        return {f"own_original_{k}": metrics[k] for k in ("retain_valid_ndcg@20", "retain_test_ndcg@20")}
+
     def distances(self, m: Measure) -> dict:
         """How far a model measured as ``m`` is from the retrained one: ``forget_ks``,
         ``agreement@20``, ``mia_auc``, ``privleak`` and its interval (unprefixed names)."""
@@ -173,20 +206,13 @@ class References:
         return out
 
 
-def retained_valid(dataset: Dataset, task: ForgetTask) -> np.ndarray:
-    """Validation pairs of the users that remain (deleted users guide no retraining)."""
-    if len(task.removed_users) == 0:
-        return dataset.valid
-    return dataset.valid[~np.isin(dataset.valid[:, 0], task.removed_users)]
-
-
 def train_reference(dataset, backbone, seed, task: ForgetTask | None = None, **kwargs):
     """The original model (``task`` None) or the model retrained from scratch on the
     task's ``D_r``, early-stopped on the remaining users' validation pairs (cached;
     ``kwargs`` go to :func:`harness.protocol.models.train_backbone`)."""
     if task is None:
         return train_backbone(dataset, backbone, seed, **kwargs)
-    return train_backbone(dataset, backbone, seed, train_pairs=task.retain, valid_pairs=retained_valid(dataset, task),
+    return train_backbone(dataset, backbone, seed, train_pairs=task.retain, valid_pairs=task.retained_valid(),
                           **kwargs)
 
 
@@ -243,14 +269,20 @@ def run_method(refs: References, method: str, params: dict | None = None, budget
 
         def from_scratch(pairs):
             return train_backbone(refs.dataset, refs.backbone, refs.seed, refs.hparams, refs.train_overrides,
-                                  train_pairs=pairs, valid_pairs=retained_valid(refs.dataset, task),
+                                  train_pairs=pairs, valid_pairs=task.retained_valid(),
                                   device=refs.original.device, cache_dir=refs.cache_dir, progress=False).model
 
-        budget = budget.model_copy(update={"seed": refs.seed, "train_from_scratch": from_scratch})
-        model = copy.deepcopy(refs.original)
+        budget = budget.model_copy(update={"seed": refs.seed, "train_from_scratch": from_scratch,
+                                           "train_shards": refs.shard_trainer(), "fit": refs.fitter()})
+        original = copy.deepcopy(refs.original)
+        model = instance.start(original, task, budget)
+        own = model is not original  # a method with its own original (partitioned): measured on G, kept to compare
+        if own:
+            record |= refs.own_original_figures(model)
+            before = copy.deepcopy(model)
         start = time.perf_counter()
         model = instance.unlearn(model, task, budget)
-        seconds = time.perf_counter() - start
+        seconds = instance.costs.get("unlearn_seconds", time.perf_counter() - start)
         if method == "retrain":
             seconds = refs.retrain_seconds  # a cached reference: report what training took
         measured = time.perf_counter()
@@ -266,7 +298,8 @@ def run_method(refs: References, method: str, params: dict | None = None, budget
         }
         record["unlearn_seconds"] = seconds
         record["speedup"] = refs.retrain_seconds / max(seconds, 1e-9)
-        record["updated_fraction"] = updated_fraction(refs.original, model)
+        record["updated_fraction"] = updated_fraction(before if own else refs.original, model)
+        record["train_seconds_total"] = instance.costs.get("train_seconds_total", float("nan"))
         record["decisions"] = json.dumps(instance.summary(), sort_keys=True, default=str)
         record["measure_seconds"] = time.perf_counter() - measured
     except Exception as exc:  # a failing method is a record, not a crash of the run

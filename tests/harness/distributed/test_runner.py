@@ -118,3 +118,23 @@ def test_the_harness_never_writes_device_variables():
     for package in ("harness", "methods", "backbones", "tuning", "reports"):
         for source in (root / package).rglob("*.py"):
             assert "CUDA_VISIBLE_DEVICES" not in source.read_text(), source
+
+
+def test_a_partitioned_methods_shards_train_across_the_models_actors(ray_local, experiment_file, tmp_path):
+    from harness.protocol.shards import FOLDER
+
+    exp = load_experiment(experiment_file(methods='[{name = "sisa", params = {n_shards = 3}}, {name = "graph_edit"}]',
+                                          resources="{actors_per_model = 2, num_cpus = 1, num_gpus = 0}"))
+    out = tmp_path / "out"
+    summary = run_experiment(exp, out, progress=False)
+    assert (summary.done, summary.errors) == (4, 0)
+    frame = pd.read_parquet(out)
+    sets = [json.loads(p.read_text()) for p in sorted((tmp_path / "cache" / FOLDER).glob("*.json"))]
+    # the original's shards (one set, shared by both regimes) and each regime's retrained shards
+    assert len(sets) == 3 and all(s["workers"] == 2 and s["how"] == "measured" for s in sets)
+    walls = {round(s["wall_seconds"], 9) for s in sets}
+    for record in frame[frame["method"] == "sisa"].to_dict("records"):
+        assert round(record["unlearn_seconds"], 9) in walls  # the set's wall time across the 2 actors, not a reload
+        assert json.loads(record["decisions"])["workers"] == 2
+        assert record["train_seconds_total"] > 0 and record["own_original_retain_test_ndcg@20"] > 0
+    assert {len(s["train_seconds"]) for s in sets} <= {1, 2, 3}

@@ -107,3 +107,9 @@ def test_outside_plugin_registers_through_an_entry_point(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": env_path, "PATH": ""}, check=True)
     assert out.stdout.strip() == "Noop True"
+
+
+class TestPartitionedMethodsOnAContentBackbone(MethodConformance):
+    methods = ["sisa", "receraser"]
+    backbones = ["mgcn"]
+    regimes = ["user", "item"]

@@ -87,6 +87,31 @@ def test_a_failing_method_is_an_error_record(refs_by_regime, monkeypatch):
     assert record["status"] == "error" and "boom" in record["error"]
 
 
+def test_a_diverged_model_is_an_error_record_that_says_so(refs_by_regime):
+    import methods.faults  # noqa: F401  (registers fault-nan)
+
+    record = run_method(refs_by_regime["interaction"], "fault-nan")
+    assert record["status"] == "error" and record["error"] == (
+        "FloatingPointError: the model's embeddings are not finite (a diverged update)")
+
+
+def test_a_partitioned_method_reports_its_own_original_and_its_shards_wall_time(refs_by_regime):
+    refs = refs_by_regime["user"]
+    record = run_method(refs, "sisa", {"n_shards": 3})
+    assert record["status"] == "ok", record["error"]
+    decisions = json.loads(record["decisions"])
+    for field in ("own_original_retain_valid_ndcg@20", "own_original_retain_test_ndcg@20", "train_seconds_total"):
+        assert math.isfinite(record[field]) and record[field] > 0, field
+    # the sharded original is another model than the shared original: its own figures, beside the original's
+    assert record["own_original_retain_test_ndcg@20"] != record["original_retain_test_ndcg@20"]
+    assert decisions["retrained"].endswith("of 3") and decisions["workers"] == 1
+    # shards trained one after another: the wall time is their sum (the in-process trainer)
+    assert record["unlearn_seconds"] == pytest.approx(record["train_seconds_total"], rel=0.5)
+    again = run_method(refs, "sisa", {"n_shards": 3})  # the shards come from the model cache now
+    assert again["unlearn_seconds"] == record["unlearn_seconds"] and again["retain_test_ndcg@20"] == record["retain_test_ndcg@20"]
+    assert math.isnan(run_method(refs, "graph_edit")["train_seconds_total"])
+
+
 def test_cli_unlearn_json_and_bad_request(tiny_folder, tmp_path, capsys):
     args = ["unlearn", "--dataset", str(tiny_folder), "--backbone", "lightgcn", "--regime", "user",
             "--method", "neggrad_plus", "--epochs", "3", "--budget-epochs", "1", "--json", "--quiet",
