@@ -29,7 +29,7 @@ The class docstring's first line is the method's summary in ``tru methods``.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -46,7 +46,11 @@ METHODS = Registry("method", "tru.methods")
 
 @dataclass(frozen=True, eq=False)
 class ForgetTask:
-    """One deletion request on one dataset; arrays of ``(user, item)`` pairs ``[n, 2]``."""
+    """One deletion request on one dataset; arrays of ``(user, item)`` pairs ``[n, 2]``.
+
+    In a sequence of requests (a regime with ``steps``), ``earlier`` holds the pairs the
+    previous requests deleted: ``D = retain + forget + earlier``, and the model a method
+    receives has already unlearned ``earlier``."""
 
     regime: str
     selection: str
@@ -59,11 +63,16 @@ class ForgetTask:
     n_users: int
     n_items: int
     valid: np.ndarray  # the dataset's validation pairs (held-out non-members for TRU's p*)
+    earlier: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    step: int | None = None  # 1, 2, ... in a sequence of requests; None for a single request
 
     @property
     def removed_users(self) -> np.ndarray:
-        """Users deleted as a whole (user regime): they leave retained evaluation."""
-        return self.users if self.regime == "user" else np.zeros(0, dtype=np.int64)
+        """Users deleted as a whole (user regime), by this request or an earlier one: they
+        leave retained evaluation."""
+        if self.regime != "user":
+            return np.zeros(0, dtype=np.int64)
+        return self.users if len(self.earlier) == 0 else np.union1d(self.users, self.earlier[:, 0])
 
     def retained_users(self) -> torch.Tensor:
         """Ids of the users that remain (all but :attr:`removed_users`), ``[n]``."""

@@ -294,7 +294,8 @@ def canonical(pairs: np.ndarray) -> np.ndarray:
 
 
 def training_pairs(task: ForgetTask) -> np.ndarray:
-    """``D = D_r + D_f`` in canonical order, the same for every task of a dataset: a
-    partitioned original never depends on which pairs are forgotten."""
-    return canonical(np.concatenate([task.retain, task.forget]))
+    """``D = D_r + D_f`` (+ the pairs earlier requests deleted) in canonical order, the same
+    for every task of a dataset: a partitioned original never depends on which pairs are
+    forgotten."""
+    return canonical(np.concatenate([task.retain, task.forget, task.earlier]))
 

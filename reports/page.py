@@ -34,6 +34,7 @@ from harness.distributed.store import ResultsStore
 from reports.figures import cell_figures, trial_figures
 from reports.pareto import REFERENCE
 from reports.sizes import size_figures
+from reports.steps import step_figures
 from reports.tables import (CELL, FIELDS, VALID_Y, X, config_labels, fronts, hypervolumes, method_table, points, reference_rows,
                             references, settings_block, tidy, trial_points, trial_references)
 
@@ -193,6 +194,7 @@ def build_page(frame: pd.DataFrame, title: str, sweeps: list[dict] = ()) -> tupl
             names.append((cell + ("trials",), validation[cell]))
             parts.append(_trials_html(_in(trials, cell), _in(trial_refs, cell).iloc[0].to_dict()))
     parts += _sizes_html(size_figures(frame), names)  # across deletions
+    parts += _steps_html(step_figures(frame), names)  # across the requests of a sequence
     parts.append("</body></html>")
     return "\n".join(parts), names
 
@@ -213,6 +215,26 @@ def _sizes_html(sizes: list, names: list) -> list[str]:
         parts.append(f"<h3>{' / '.join(html.escape(str(c)) for c in cell)}: deletion size</h3>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"sizes-{index}"))
         names.append((cell + ("deletion size",), fig))
+    return parts
+
+
+def _steps_html(steps: list, names: list) -> list[str]:
+    """The "Sequential requests" section (none without records of a sequence); appends
+    its figures to ``names`` (PNG export)."""
+    if not steps:
+        return []
+    parts = ["<h2>Sequential requests</h2>", "<p class='note'>Per sequence of deletion requests (a regime with "
+             "steps: each request deletes the same share of the original data and is applied to the model the "
+             "previous one left): retained test NDCG@20, forget KS and PrivLeak after each step, measured on every "
+             "pair deleted so far against the model retrained without them; each point the mean over report seeds "
+             "with its 95% Student-t interval. The black line is that retrained model (its NDCG@20; 0 for forget "
+             "KS and PrivLeak). A line moving away from it is a method drifting as requests accumulate.</p>"]
+    for index, (sequence, fig) in enumerate(steps):
+        dataset, backbone, regime, selection, ratio = sequence
+        parts.append(f"<h3>{html.escape(str(dataset))} / {html.escape(str(backbone))} / {html.escape(str(regime))}: "
+                     f"sequential requests ({html.escape(str(selection))} {ratio:g} each)</h3>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"steps-{index}"))
+        names.append(((dataset, backbone, regime, "sequential"), fig))
     return parts
 
 

@@ -81,7 +81,7 @@ def size_curves(records: pd.DataFrame) -> pd.DataFrame:
     :data:`PANELS` its mean over seeds, ``_std``, ``_low`` and ``_high`` (the 95% t-interval).
     Formulas: the module docstring."""
     shown = tidy(records)
-    shown = shown[shown["kind"] != "trial"]
+    shown = shown[(shown["kind"] != "trial") & (shown["step"].isna() if "step" in shown else True)]  # single requests
     if shown.empty:
         return pd.DataFrame(columns=COLUMNS)
     shown = shown.assign(regime=shown["regime_name"], config=shown["label"])  # the curve runs across deletions

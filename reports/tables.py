@@ -79,13 +79,18 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
 def deletion_regimes(frame: pd.DataFrame) -> pd.Series:
     """Per row of ``frame`` (records, or ``tru compare``'s chosen configurations), its
     regime named after its deletion, e.g. ``user (core 0.05)``, where its (dataset,
-    backbone, regime) holds more than one (selection, ratio); the plain regime elsewhere."""
+    backbone, regime) holds more than one (selection, ratio); the plain regime elsewhere.
+    A record of a sequence of requests adds its step: ``user step 3``."""
     if frame.empty or not {"selection", "ratio"} <= set(frame):
         return frame["regime"].copy()
     deletion = frame["selection"].astype(str) + " " + frame["ratio"].map(
         lambda r: f"{r:g}" if pd.notna(r) else "?").astype(str)
     several = deletion.groupby([frame[c] for c in CELL], sort=False).transform("nunique") > 1
-    return frame["regime"].where(~several, frame["regime"] + " (" + deletion + ")")
+    named = frame["regime"].where(~several, frame["regime"] + " (" + deletion + ")")
+    if "step" in frame:
+        step = frame["step"]
+        named = named.where(step.isna(), named + " step " + step.map(lambda t: f"{t:.0f}" if pd.notna(t) else ""))
+    return named
 
 
 #: record columns a table row never mixes: records differing in one get rows of their own

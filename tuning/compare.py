@@ -49,7 +49,7 @@ from methods import METHODS
 from reports.statistics import interval, paired_wins, wins
 from reports.tables import BASELINES, deletion_regimes, reference_values
 from reports.verdict import verdict_markdown
-from tuning.sweep import front_of, nearest_to_retraining, run_sweep, sweep_name, trial_records
+from tuning.sweep import front_of, nearest_to_retraining, run_sweep, single_requests, sweep_name, trial_records
 
 #: what the compare tables show, on report seeds: (field, heading, better) with better in max/min/None
 SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS", "min"),
@@ -97,6 +97,7 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
     """Steps 1-4 of the module docstring."""
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
+    single_requests(experiment, "tru compare")
     out = Path(out).resolve()
     store = ResultsStore(out)
     specs = experiment.method_specs()

@@ -136,6 +136,15 @@ def nearest_to_retraining(front: pd.DataFrame, objs: list[Objective]) -> pd.Seri
     return front.iloc[int(known[np.argmin(distance[known])])] if len(known) else None
 
 
+def single_requests(experiment: Experiment, command: str) -> None:
+    """Sweeps select on single requests: a regime with ``steps > 1`` is a
+    :class:`UserError` naming it (``tru run`` measures sequences of requests)."""
+    for i, regime in enumerate(experiment.regimes):
+        if regime.steps > 1:
+            raise UserError(f"{command}: regimes[{i}] has steps = {regime.steps}; sweeps tune on single requests "
+                            "(measure a sequence of requests with tru run)")
+
+
 def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path, *, resume: bool = False,
               address: str | None = None, progress: bool = True, retest: bool = True,
               manifest: dict | None = None) -> SweepSummary:
@@ -149,6 +158,7 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
                             f"(it names {len(getattr(experiment, key))} {key})")
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
+    single_requests(experiment, "tru tune")
     out = Path(out).resolve()
     store = ResultsStore(out)
     sweep = _Sweep(experiment, method, trials, out, store, sweep_name(experiment, method),

@@ -19,6 +19,7 @@ Regimes and selections (``ratio`` is a share of the regime's unit):
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,58 @@ def make_task(dataset: Dataset, regime: str, selection: str = "random", ratio: f
     if regime == "user" and mask.all():
         raise UserError(f"regime 'user' ratio {ratio}: would delete every user")
     return _task(dataset, regime, selection, ratio, seed, mask)
+
+
+#: step ``t``'s draw uses seed ``seed + STEP_SEED_OFFSET * (t - 1)``: step 1 is the single request of ``seed``
+STEP_SEED_OFFSET = 100_003
+
+
+def make_steps(dataset: Dataset, regime: str, selection: str = "random", ratio: float = 0.05, steps: int = 2,
+               seed: int = 0) -> list[tuple[ForgetTask, ForgetTask]]:
+    """A sequence of ``steps`` deletion requests, each of ``ratio`` of the original
+    units (interactions, users or items of ``D``), drawn by ``selection`` from what the
+    earlier requests left. Per step ``t``, ``(request, cumulative)``:
+
+    * ``request``: the pairs this request deletes, ``retain = D_r(t)`` and ``earlier`` the
+      pairs of requests ``1 .. t-1`` (what a method unlearning step ``t`` is given);
+    * ``cumulative``: every pair deleted so far as ``forget`` and the same ``retain`` (what
+      the reference of step ``t`` is retrained on and what step ``t`` is measured on).
+
+    Step 1 is ``make_task(dataset, regime, selection, ratio, seed)`` itself; step ``t``
+    draws from ``D_r(t-1)`` with seed ``seed + STEP_SEED_OFFSET (t - 1)`` and the ratio
+    rescaled to ``ratio * N(D) / N(D_r(t-1))`` (``N``: units with a training pair), so
+    every request deletes ``round(ratio * N(D))`` units."""
+    if steps < 1:
+        raise UserError(f"steps {steps}: must be >= 1")
+    out = []
+    units = _units(dataset.train, regime)
+    deleted = np.zeros((0, 2), dtype=np.int64)
+    remaining = dataset.train
+    for t in range(1, steps + 1):
+        view = dataclasses.replace(dataset, train=remaining)
+        share = ratio if t == 1 else ratio * units / _units(remaining, regime)
+        if not 0.0 < share < 1.0:
+            raise UserError(f"regime '{regime}' ratio {ratio} x {steps} steps: step {t} would delete everything left")
+        drawn = make_task(view, regime, selection, share, seed + STEP_SEED_OFFSET * (t - 1))
+        request = dataclasses.replace(drawn, ratio=ratio, seed=seed, earlier=deleted, step=t)
+        deleted = np.ascontiguousarray(np.concatenate([deleted, drawn.forget]))
+        cumulative = _task(dataset, regime, selection, ratio, seed, _member(dataset.train, deleted))
+        out.append((request, dataclasses.replace(cumulative, step=t)))
+        remaining = drawn.retain
+    return out
+
+
+def _units(train: np.ndarray, regime: str) -> int:
+    """How many units of ``regime`` have a training pair."""
+    if regime == "interaction":
+        return len(train)
+    return len(np.unique(train[:, 0 if regime == "user" else 1]))
+
+
+def _member(train: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Per row of ``train``, whether it is one of ``pairs`` (``[n]`` bool)."""
+    width = int(max(train[:, 1].max(), pairs[:, 1].max() if len(pairs) else 0)) + 1
+    return np.isin(train[:, 0] * width + train[:, 1], pairs[:, 0] * width + pairs[:, 1])
 
 
 def task_from_request(dataset: Dataset, path: str | Path) -> ForgetTask:

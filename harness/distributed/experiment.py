@@ -39,7 +39,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from backbones import BACKBONES
 from harness.core.errors import UserError, one_line
@@ -58,9 +58,22 @@ class _Strict(BaseModel):
 
 
 class RegimeSpec(_Strict):
+    """A deletion regime; ``steps = k > 1``: ``k`` requests of ``ratio`` each, one after
+    another on the same model (:func:`harness.data.regimes.make_steps`), one record per step."""
+
     regime: Literal[REGIMES]  # type: ignore[valid-type]
     selection: Literal[SELECTIONS] = "random"  # type: ignore[valid-type]
     ratio: float = Field(0.05, gt=0.0, lt=1.0)
+    steps: int = Field(1, ge=1, le=100, description="requests applied one after another")
+
+    @model_serializer(mode="wrap")
+    def _without_one_step(self, handler):
+        """A single request dumps as before ``steps`` existed, so its run keys and stored
+        experiment settings do not change."""
+        out = handler(self)
+        if out.get("steps") == 1:
+            out.pop("steps")
+        return out
 
 
 class MethodSpec(_Strict):
@@ -190,7 +203,18 @@ class Job(BaseModel):
 
     @property
     def task_key(self) -> tuple:
-        return (self.regime.regime, self.regime.selection, self.regime.ratio)
+        return (self.regime.regime, self.regime.selection, self.regime.ratio, self.regime.steps)
+
+    @property
+    def done_key(self) -> str:
+        """The ``run_key`` whose record says the job is done: its own, or for a sequence of
+        requests that of its last step (a job's step records are stored together)."""
+        return self.run_key if self.regime.steps == 1 else step_key(self.run_key, self.regime.steps)
+
+
+def step_key(run_key: str, step: int) -> str:
+    """The ``run_key`` of step ``step``'s record of a sequential job."""
+    return f"{run_key}-step{step}"
 
 
 def load_experiment(path: str | Path) -> Experiment:

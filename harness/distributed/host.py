@@ -28,14 +28,14 @@ import torch
 from harness.core.devices import pick_device
 from backbones import BACKBONES
 from harness.data.datasets import load_dataset
-from harness.data.regimes import make_task
-from harness.distributed.experiment import Job, RegimeSpec
+from harness.data.regimes import make_steps, make_task
+from harness.distributed.experiment import Job, RegimeSpec, step_key
 from harness.protocol import records
 from harness.protocol.models import build_backbone
 from harness.protocol.shards import ShardTrainer
 from harness.protocol.training import TrainConfig
-from harness.protocol.unlearning import RETRAIN2_SEED_OFFSET, References, prepare, run_method, train_reference
-from methods import METHODS, Budget, ShardJob
+from harness.protocol.unlearning import RETRAIN2_SEED_OFFSET, References, prepare, run_method, run_steps, train_reference
+from methods import METHODS, Budget, ForgetTask, ShardJob
 
 
 class ModelHost:
@@ -82,22 +82,36 @@ class ModelHost:
         """Train into the model cache (or find there) the original (``regime`` None), the
         retrained reference of a forget task or (``second``) its second retrain, so that
         hosts sharing a model can train its references in parallel before the jobs need them."""
-        task = None if regime is None else make_task(self.dataset, regime.regime, regime.selection, regime.ratio, self.seed)
         seed = self.seed + RETRAIN2_SEED_OFFSET * second
-        train_reference(self.dataset, self.backbone, seed, task, hparams=self.hparams,
-                        train_overrides=self.training, device=self.device, cache_dir=self.cache_dir, progress=False)
+        tasks = [None] if regime is None else [cumulative for _, cumulative in self.requests(regime)]
+        for task in tasks:  # a sequence of requests: the reference of every step
+            train_reference(self.dataset, self.backbone, seed, task, hparams=self.hparams,
+                            train_overrides=self.training, device=self.device, cache_dir=self.cache_dir, progress=False)
+
+    def requests(self, spec: RegimeSpec) -> list[tuple[ForgetTask, ForgetTask]]:
+        """``(request, cumulative task)`` per step of the regime (one step for a single request)."""
+        if spec.steps == 1:
+            task = make_task(self.dataset, spec.regime, spec.selection, spec.ratio, self.seed)
+            return [(task, task)]
+        return make_steps(self.dataset, spec.regime, spec.selection, spec.ratio, spec.steps, self.seed)
+
+    def _prepared(self, task: ForgetTask) -> References:
+        return prepare(self.dataset, self.backbone, task, self.seed, self.hparams, self.training,
+                       cache_dir=self.cache_dir, device=self.device, progress=False, audit_size=self.audit_size,
+                       report=self.report)
+
+    def steps(self, job: Job) -> list[tuple[ForgetTask, References]]:
+        """Per step of ``job``'s regime, its request and the references of the cumulative
+        task (kept)."""
+        if job.task_key not in self.references:
+            self.references[job.task_key] = [(request, self._prepared(cumulative))
+                                             for request, cumulative in self.requests(job.regime)]
+        return self.references[job.task_key]
 
     def refs(self, job: Job) -> References:
-        """The original and retrained references of ``job``'s forget task (kept)."""
-        if job.task_key not in self.references:
-            spec = job.regime
-            task = make_task(self.dataset, spec.regime, spec.selection, spec.ratio, self.seed)
-            self.references[job.task_key] = prepare(
-                self.dataset, self.backbone, task, self.seed, self.hparams, self.training,
-                cache_dir=self.cache_dir, device=self.device, progress=False, audit_size=self.audit_size,
-                report=self.report,
-            )
-        return self.references[job.task_key]
+        """The original and retrained references of ``job``'s forget task (kept; a
+        sequence of requests: those of its first step)."""
+        return self.steps(job)[0][1]
 
     def shard_plan(self, job: Job) -> list[tuple[str, list[ShardJob]]]:
         """``(set key, shard jobs)`` of each shard set ``job``'s partitioned method will
@@ -105,13 +119,14 @@ class ModelHost:
         ahead across this model's actors; ``[]`` when its task or method fails here (the
         job itself then records the error)."""
         try:
-            refs = self.refs(job)
-            method = METHODS.get(job.method)(**job.params)
+            steps = self.steps(job)
             budget = self.budget.model_copy(update={"seed": self.seed})
-            sets = method.plan(copy.deepcopy(refs.original), refs.task, budget)
+            original = steps[0][1].original
+            sets = [jobs for request, _ in steps
+                    for jobs in METHODS.get(job.method)(**job.params).plan(copy.deepcopy(original), request, budget)]
         except Exception:  # noqa: BLE001  (reported by the job's own record)
             return []
-        trainer = refs.shard_trainer()
+        trainer = steps[0][1].shard_trainer()
         return [(trainer.key(jobs), jobs) for jobs in sets if jobs]
 
     def train_shard(self, shard: ShardJob) -> dict:
@@ -131,7 +146,25 @@ class ModelHost:
                 "forget_pairs": len(refs.task.forget)}
         except Exception as exc:  # the task or the references failed: a record, not a crash
             record = job_error_record(job, self.experiment, f"{type(exc).__name__}: {exc}", self.dataset.name)
-        return record | {"device": str(self.device), "node": self.info()["node"], "restarted": _restarted()}
+        return record | self._where()
+
+    def run_sequence(self, job: Job) -> list[dict]:
+        """Run ``job``'s sequence of requests (``steps > 1``): one record per step
+        (:func:`harness.protocol.unlearning.run_steps`), with run keys
+        :func:`harness.distributed.experiment.step_key`."""
+        try:
+            steps = self.steps(job)
+            out = run_steps(steps, job.method, job.params, self.budget)
+            out = [record | job.extra | {"run_key": step_key(job.run_key, record["step"]), "experiment": self.experiment,
+                                         "settings": self.settings(), "forget_pairs": len(refs.task.forget)}
+                   for record, (_, refs) in zip(out, steps)]
+        except Exception as exc:  # the tasks or the references failed: records, not a crash
+            out = [r | {"dataset": self.dataset.name}
+                   for r in job_error_records(job, self.experiment, f"{type(exc).__name__}: {exc}")]
+        return [record | self._where() for record in out]
+
+    def _where(self) -> dict:
+        return {"device": str(self.device), "node": self.info()["node"], "restarted": _restarted()}
 
 
 def job_error_record(job: Job, experiment: str, message: str, dataset: str | None = None) -> dict:
@@ -141,6 +174,14 @@ def job_error_record(job: Job, experiment: str, message: str, dataset: str | Non
                 "regime": job.regime.regime, "selection": job.regime.selection, "ratio": job.regime.ratio,
                 "method": job.method, "params": job.params}
     return records.error_record(identity, message) | {"run_key": job.run_key, "experiment": experiment} | job.extra
+
+
+def job_error_records(job: Job, experiment: str, message: str) -> list[dict]:
+    """The records of a job that produced none: one, or one per step of a sequence."""
+    if job.regime.steps == 1:
+        return [job_error_record(job, experiment, message)]
+    return [job_error_record(job, experiment, message) | {"run_key": step_key(job.run_key, t), "step": t}
+            for t in range(1, job.regime.steps + 1)]
 
 
 def _restarted() -> bool:

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from harness.core.errors import UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, Job, expand
-from harness.distributed.host import job_error_record, start_hosts
+from harness.distributed.host import job_error_records, start_hosts
 from harness.distributed.shards import partitioned, train_sets
 from harness.distributed.store import ResultsStore, identity
 
@@ -79,7 +79,7 @@ def pending_jobs(experiment: Experiment, store: ResultsStore, extra: dict | None
     """Jobs whose record is not stored yet, and how many were skipped."""
     jobs = expand(experiment, extra)
     stored = store.keys()
-    todo = [j for j in jobs if j.run_key not in stored]
+    todo = [j for j in jobs if j.done_key not in stored]
     return todo, len(jobs) - len(todo)
 
 
@@ -145,7 +145,8 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
                 (j for j in queue if j.task_key not in held_elsewhere), queue[0])
             queue.remove(job)
             slot.tasks.add(job.task_key)
-            inflight[slot.actor.run.remote(job)] = (slot, job)
+            run = slot.actor.run if job.regime.steps == 1 else slot.actor.run_sequence
+            inflight[run.remote(job)] = (slot, job)
 
         def shard_phase(slot: _Slot) -> None:
             """Wait until no live actor of the model is busy and every plan is in, then train
@@ -181,14 +182,16 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
                     dispatch(slot)  # with the plans in, the slot checks the barrier (shard_phase)
                     continue
                 try:
-                    record = ray.get(ready[0])
+                    result = ray.get(ready[0])
+                    records = result if isinstance(result, list) else [result]  # a sequence: one per step
                 except ray.exceptions.RayActorError as exc:  # Ray's restarts and retries are used up
-                    record = job_error_record(job, experiment.name, f"actor died: {str(exc).splitlines()[0]}")
+                    records = job_error_records(job, experiment.name, f"actor died: {str(exc).splitlines()[0]}")
                 except ray.exceptions.RayTaskError as exc:
-                    record = job_error_record(job, experiment.name, str(exc).strip().splitlines()[-1])
-                store.append([record])
+                    records = job_error_records(job, experiment.name, str(exc).strip().splitlines()[-1])
+                store.append(records)  # a sequence's steps together: its last step's key says it is done
+                record = records[-1]
                 summary.done += 1
-                summary.errors += record["status"] != "ok"
+                summary.errors += any(r["status"] != "ok" for r in records)
                 LOG.info("%s %s %s %s: %s %s", job.run_key, job.host_key, job.regime.regime, job.method,
                          record["status"], record.get("error") or "")
                 bar.update(1)

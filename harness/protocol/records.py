@@ -8,7 +8,9 @@ A record is a flat ``dict`` made by :func:`harness.protocol.unlearning.run_metho
 provenance. Sweeps add ``sweep``, ``trial_id``, ``config`` and ``split``. The model host
 adds ``settings`` (JSON: the effective training settings, the backbone hyperparameters,
 the shared budget, the audit size) and ``forget_pairs`` (``|D_f|``), so a report states
-what its figures were measured under.
+what its figures were measured under. A record of a sequence of requests carries its
+``step`` (1, 2, ...; null for a single request), and ``forget_pairs`` is then every
+pair deleted so far.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ SCHEMA = pa.schema(
      ("selection", pa.string()), ("ratio", pa.float64()), ("method", pa.string()), ("params", pa.string()),
      ("status", pa.string()), ("error", pa.string()), ("audit_split", pa.string())]
     + [(name, pa.float64()) for name in METRICS + REFERENCES + SCALARS]
-    + [("decisions", pa.string()), ("settings", pa.string()), ("forget_pairs", pa.int64()),
+    + [("decisions", pa.string()), ("settings", pa.string()), ("forget_pairs", pa.int64()), ("step", pa.int64()),
        ("data_fingerprint", pa.string()), ("code_version", pa.string()),
        ("device", pa.string()), ("node", pa.string()), ("restarted", pa.bool_()),
        ("started_at", pa.string()), ("finished_at", pa.string())]

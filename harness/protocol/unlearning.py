@@ -259,29 +259,65 @@ def code_version(backbone: str, method: str) -> str:
 def run_method(refs: References, method: str, params: dict | None = None, budget: Budget = Budget()) -> dict:
     """Run one method on a copy of the original model with the shared part of ``budget``
     (its seed and trainer are the job's); return the result record (:mod:`harness.protocol.records`)."""
+    return _unlearn_and_measure(refs, method, params, budget)[0]
+
+
+def run_steps(steps: list[tuple[ForgetTask, References]], method: str, params: dict | None = None,
+              budget: Budget = Budget()) -> list[dict]:
+    """A sequence of deletion requests (:func:`harness.data.regimes.make_steps`): per step
+    ``(request, references)``, the method unlearns ``request`` from the model the previous
+    step left (step 1: from the original, or the method's own, ``start``), and the result
+    is measured against that step's references (retrained on the cumulative ``D_r``, on
+    every pair deleted so far). One record per step, with ``step``; after a failed step
+    the later ones are error records naming it."""
+    out, model = [], None
+    for request, refs in steps:
+        if out and model is None:
+            record = records.error_record(_identity(refs, method, params), f"step {out[-1]['step']} failed")
+        else:
+            record, model = _unlearn_and_measure(refs, method, params, budget, request, model)
+        out.append(record | {"step": request.step})
+    return out
+
+
+def _identity(refs: References, method: str, params: dict | None) -> dict:
+    task = refs.task
+    return {"dataset": refs.dataset.name, "backbone": refs.backbone, "seed": refs.seed, "regime": task.regime,
+            "selection": task.selection, "ratio": task.ratio, "method": method, "params": params or {}}
+
+
+def _unlearn_and_measure(refs: References, method: str, params: dict | None, budget: Budget,
+                         request: ForgetTask | None = None, previous: Backbone | None = None) -> tuple[dict, Backbone | None]:
+    """The record of ``method`` unlearning ``request`` (default: the references' task) from
+    ``previous`` (default: a copy of the original, through the method's ``start``),
+    measured on the references' task; and the unlearned model (None when it failed)."""
     started = dt.datetime.now(dt.timezone.utc).isoformat()
     task = refs.task
-    record = records.head(refs.dataset.name, refs.backbone, refs.seed, task.regime, task.selection, task.ratio,
-                          method, params or {})
+    request = request or task
+    record = records.head(**_identity(refs, method, params))
+    model = None
     try:
         instance = METHODS.get(method)(**(params or {}))
         record["params"] = json.dumps(instance.params, sort_keys=True)
 
         def from_scratch(pairs):
             return train_backbone(refs.dataset, refs.backbone, refs.seed, refs.hparams, refs.train_overrides,
-                                  train_pairs=pairs, valid_pairs=task.retained_valid(),
+                                  train_pairs=pairs, valid_pairs=request.retained_valid(),
                                   device=refs.original.device, cache_dir=refs.cache_dir, progress=False).model
 
         budget = budget.model_copy(update={"seed": refs.seed, "train_from_scratch": from_scratch,
                                            "train_shards": refs.shard_trainer(), "fit": refs.fitter()})
-        original = copy.deepcopy(refs.original)
-        model = instance.start(original, task, budget)
-        own = model is not original  # a method with its own original (partitioned): measured on G, kept to compare
-        if own:
-            record |= refs.own_original_figures(model)
-            before = copy.deepcopy(model)
+        if previous is None:
+            original = copy.deepcopy(refs.original)
+            model = instance.start(original, request, budget)
+            own = model is not original  # a method with its own original (partitioned): measured on G
+            if own:
+                record |= refs.own_original_figures(model)
+        else:
+            model, own = previous, True
+        before = copy.deepcopy(model) if own else refs.original
         start = time.perf_counter()
-        model = instance.unlearn(model, task, budget)
+        model = instance.unlearn(model, request, budget)
         seconds = instance.costs.get("unlearn_seconds", time.perf_counter() - start)
         if method == "retrain":
             seconds = refs.retrain_seconds  # a cached reference: report what training took
@@ -298,14 +334,15 @@ def run_method(refs: References, method: str, params: dict | None = None, budget
         }
         record["unlearn_seconds"] = seconds
         record["speedup"] = refs.retrain_seconds / max(seconds, 1e-9)
-        record["updated_fraction"] = updated_fraction(before if own else refs.original, model)
+        record["updated_fraction"] = updated_fraction(before, model)
         record["train_seconds_total"] = instance.costs.get("train_seconds_total", float("nan"))
         record["decisions"] = json.dumps(instance.summary(), sort_keys=True, default=str)
         record["measure_seconds"] = time.perf_counter() - measured
     except Exception as exc:  # a failing method is a record, not a crash of the run
         record["status"], record["error"] = "error", f"{type(exc).__name__}: {exc}"
+        model = None
     record["data_fingerprint"] = refs.dataset.fingerprint
     record["code_version"] = code_version(refs.backbone, method) if method in METHODS.names() else ""
     record["started_at"] = started
     record["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    return record
+    return record, model

@@ -96,7 +96,14 @@ def test_sweep_configuration_errors(experiment_file, tmp_path):
         run_sweep(exp, "nope", 3, tmp_path / "b")
     with pytest.raises(UserError, match="tune.objectives: unknown objective 'speed'"):
         load_experiment(experiment_file(**ONE_CELL, tune='{objectives = ["speed"]}'))
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    sequence = load_experiment(experiment_file(**ONE_CELL | {"regimes": '[{regime = "user", steps = 3}]'}))
+    with pytest.raises(UserError, match=r"tru tune: regimes\[0\] has steps = 3; sweeps tune on single requests"):
+        run_sweep(sequence, "tru", 3, tmp_path / "c")
+    from tuning.compare import run_compare
+
+    with pytest.raises(UserError, match=r"tru compare: regimes\[0\] has steps = 3"):
+        run_compare(sequence, 3, tmp_path / "d")
+    assert not any((tmp_path / name).exists() for name in "abcd")
 
 
 def test_resume_after_the_driver_is_killed_runs_exactly_n_trials(experiment_file, tmp_path):

@@ -99,3 +99,28 @@ def test_request_pair_that_is_not_a_training_interaction(tiny, tmp_path):
     path.write_text(f"userID,itemID\n{tiny.train[0, 0]},{tiny.train[0, 1]}\n{u},{i}\n")
     with pytest.raises(UserError, match=rf"row 3: \({u}, {i}\) is not a training interaction"):
         task_from_request(tiny, path)
+
+
+@pytest.mark.parametrize("regime", ["interaction", "user", "item"])
+def test_a_sequence_of_requests(tiny, regime):
+    from harness.data.regimes import make_steps
+
+    steps = make_steps(tiny, regime, "random", 0.1, 3, seed=2)
+    first = make_task(tiny, regime, "random", 0.1, 2)
+    assert np.array_equal(steps[0][0].forget, first.forget)  # step 1 is the single request of the seed
+    key = lambda pairs: set(map(tuple, pairs.tolist()))  # noqa: E731
+    deleted = set()
+    for t, (request, cumulative) in enumerate(steps, start=1):
+        assert request.step == cumulative.step == t
+        assert not key(request.forget) & deleted  # a request draws from what the earlier ones left
+        assert key(request.earlier) == deleted
+        deleted |= key(request.forget)
+        assert key(cumulative.forget) == deleted and np.array_equal(request.retain, cumulative.retain)
+        assert key(cumulative.retain) == key(tiny.train) - deleted
+        if regime == "user":  # gone users stay gone for evaluation and retraining
+            assert set(request.removed_users) == set(cumulative.removed_users) == {u for u, _ in deleted}
+    units = {"interaction": lambda r: len(r.forget), "user": lambda r: len(r.users), "item": lambda r: len(r.items)}
+    sizes = [units[regime](request) for request, _ in steps]
+    assert len(set(sizes)) == 1  # each request deletes ratio x the original units
+    with pytest.raises(UserError, match="step 3 would delete everything left"):
+        make_steps(tiny, regime, "random", 0.45, 3, seed=0)

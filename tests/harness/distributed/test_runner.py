@@ -138,3 +138,19 @@ def test_a_partitioned_methods_shards_train_across_the_models_actors(ray_local, 
         assert json.loads(record["decisions"])["workers"] == 2
         assert record["train_seconds_total"] > 0 and record["own_original_retain_test_ndcg@20"] > 0
     assert {len(s["train_seconds"]) for s in sets} <= {1, 2, 3}
+
+
+def test_a_sequence_of_requests_stores_one_record_per_step_and_resumes(ray_local, experiment_file, tmp_path):
+    exp = load_experiment(experiment_file(methods='[{name = "retrain"}, {name = "mmrecun"}]',
+                                          regimes='[{regime = "user", ratio = 0.05, steps = 3}]',
+                                          resources="{actors_per_model = 2, num_cpus = 1, num_gpus = 0}"))
+    out = tmp_path / "out"
+    summary = run_experiment(exp, out, progress=False)
+    assert (summary.total, summary.done, summary.errors) == (2, 2, 0)
+    frame = pd.read_parquet(out)
+    assert len(frame) == 6 and frame["run_key"].is_unique
+    for method, records in frame.groupby("method"):
+        assert sorted(records["step"]) == [1, 2, 3]
+        assert records.sort_values("step")["forget_pairs"].is_monotonic_increasing  # every pair deleted so far
+    assert (frame.loc[frame["method"] == "retrain", "forget_ks"] == 0.0).all()  # step t against its own retrain
+    assert run_experiment(exp, out, resume=True, progress=False).done == 0

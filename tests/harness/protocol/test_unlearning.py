@@ -176,3 +176,51 @@ def test_fairness_figures_of_a_record_when_the_groups_are_large_enough(tmp_path)
     assert record["fairness_gap_vs_retrain@20"] == pytest.approx(
         record["fairness_gap@20"] - record["retrain_fairness_gap@20"])
     assert math.isfinite(record["original_fairness_gap@20"])
+
+
+def test_a_sequence_of_requests_chains_the_model_and_measures_each_step_against_its_retrain(tmp_path):
+    from harness.data.regimes import make_steps
+    from harness.data.tiny import tiny_dataset
+    from harness.protocol.unlearning import run_steps
+
+    dataset = tiny_dataset(n_users=40, n_items=50)
+    steps = [(request, prepare(dataset, "lightgcn", cumulative, 0, train_overrides={"max_epochs": 5},
+                               cache_dir=tmp_path, progress=False, audit_size=100))
+             for request, cumulative in make_steps(dataset, "user", "random", 0.05, 3, seed=0)]
+    retrain = run_steps(steps, "retrain")
+    assert [r["step"] for r in retrain] == [1, 2, 3] and all(r["status"] == "ok" for r in retrain)
+    for record, (_, refs) in zip(retrain, steps):  # step t's retrain is its reference, on every pair deleted so far
+        assert record["forget_ks"] == 0.0 and record["agreement@20"] == 1.0
+        assert record["forget_recall@20"] == refs.retrain_measure.metrics["forget_recall@20"]
+    sisa = run_steps(steps, "sisa", {"n_shards": 4})
+    decisions = [json.loads(r["decisions"]) for r in sisa]
+    # step 1 trains the sharded original; later steps retrain only the shards their request touches
+    assert "original_train_seconds_total" in decisions[0] and "original_train_seconds_total" not in decisions[1]
+    assert all(d["retrained"].endswith("of 4") for d in decisions)
+    assert math.isfinite(sisa[0]["own_original_retain_test_ndcg@20"]) and not sisa[1].get("own_original_retain_test_ndcg@20")
+    edit = run_steps(steps, "graph_edit")
+    assert all(r["updated_fraction"] == 0.0 for r in edit)  # each step starts from the previous step's model
+
+
+def test_after_a_failed_step_the_later_steps_say_so(tmp_path, monkeypatch):
+    from harness.data.regimes import make_steps
+    from harness.data.tiny import tiny_dataset
+    from harness.protocol.unlearning import run_steps
+
+    class FailsAtStepTwo(MMRecUn):
+        """Raises on the second request."""
+
+        def unlearn(self, model, task, budget):
+            if task.step == 2:
+                raise RuntimeError("boom at 2")
+            return model
+
+    monkeypatch.setitem(METHODS._items, "fails_at_two", FailsAtStepTwo)
+    FailsAtStepTwo.name = "fails_at_two"
+    dataset = tiny_dataset(n_users=40, n_items=50)
+    steps = [(request, prepare(dataset, "lightgcn", cumulative, 0, train_overrides={"max_epochs": 2},
+                               cache_dir=tmp_path, progress=False, audit_size=100))
+             for request, cumulative in make_steps(dataset, "interaction", "random", 0.05, 3, seed=0)]
+    out = run_steps(steps, "fails_at_two")
+    assert [r["status"] for r in out] == ["ok", "error", "error"]
+    assert "boom at 2" in out[1]["error"] and out[2]["error"] == "step 2 failed" and out[2]["step"] == 3
