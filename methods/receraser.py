@@ -37,7 +37,7 @@ from backbones.blocks.losses import bpr_loss
 from harness.core.errors import UserError
 from harness.core.seeding import seeded
 from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod
-from methods.sharding import UNITS, Partition, ShardEnsemble, balanced_kmeans, shard_jobs, training_pairs
+from methods.sharding import UNITS, Partition, ShardEnsemble, balanced_kmeans, canonical, shard_jobs, training_pairs
 
 #: dropout on the aggregated user embedding during training (their keep probability 0.7)
 DROPOUT = 0.3
@@ -89,13 +89,8 @@ class AggregatedShards(Backbone):
         """Each shard model's final embeddings over its part of ``graph`` in eval mode,
         stacked ``(users [U, K, d], items [I, K, d])``; computed once per graph (frozen)."""
         if self._frozen is None or self._frozen[0] is not graph:
-            outputs = []
-            with torch.no_grad():
-                for model, g in zip(self.ensemble.shard_models, self.ensemble.shard_graphs(graph)):
-                    was = model.training
-                    model.eval()
-                    outputs.append(model(g))
-                    model.train(was)
+            outputs = [eval_embeddings(model, g)  # eval mode, the evaluation seed: a fixed input
+                       for model, g in zip(self.ensemble.shard_models, self.ensemble.shard_graphs(graph))]
             self._frozen = (graph, torch.stack([u for u, _ in outputs], 1), torch.stack([i for _, i in outputs], 1))
         return self._frozen[1], self._frozen[2]
 
@@ -141,7 +136,9 @@ class RecEraser(UnlearningMethod):
     def partition(self, model: Backbone, task: ForgetTask, budget: Budget) -> Partition:
         """Balanced k-means on the trained original's embeddings over ``G`` (their
         pretrained WMF embeddings; both are learned from ``D``, never from which pairs are
-        forgotten), computed once per instance."""
+        forgotten), computed once per instance. As in the paper, the partition is learned
+        from all of ``D``, ``D_f`` included, and kept after a deletion: the models are
+        exact given the partition, not the partition itself."""
         if self._partition is None:
             pairs = training_pairs(task)
             users, items = eval_embeddings(model, UserItemGraph(torch.from_numpy(pairs), task.n_users, task.n_items))
@@ -158,6 +155,7 @@ class RecEraser(UnlearningMethod):
         """A fresh aggregator over ``shards`` (seeded), trained on ``pairs`` with the harness's
         loop (early stopping on ``valid``); returns it and its training seconds."""
         first = shards[0]
+        pairs = canonical(pairs)  # as a shard's pairs: the same rows whatever order D_r came in
         dim = eval_embeddings(first, UserItemGraph(torch.from_numpy(pairs), first.n_users, first.n_items))[0].shape[1]
         with seeded(budget.seed):
             model = AggregatedShards(shards, part, dim).to(first.device)
@@ -178,7 +176,8 @@ class RecEraser(UnlearningMethod):
         for k, shard in zip(affected, retrained.models):
             shards[k] = shard
         start = time.perf_counter()
-        aggregated, seconds = self._aggregated(shards, part, task.retain, task.retained_valid(), budget)
+        aggregated, seconds = self._aggregated(shards, part.restricted(task.retain), task.retain,
+                                               task.retained_valid(), budget)
         aggregator_seconds = time.perf_counter() - start
         self.costs = {"unlearn_seconds": retrained.wall_seconds + aggregator_seconds,
                       "train_seconds_total": sum(retrained.train_seconds) + seconds}

@@ -86,6 +86,19 @@ class Partition:
     def sizes(self, pairs: np.ndarray) -> list[int]:
         return [len(s) for s in self.split(pairs)]
 
+    def restricted(self, pairs: np.ndarray) -> "Partition":
+        """The partition of ``pairs`` (a subset of the pairs it was made on, ``D_r``): units
+        with no pair left lose their shard (-1), and interaction keys of the deleted pairs
+        are dropped, so an unlearned model keeps no record of what was deleted."""
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if self.unit == "interaction":
+            keys = pairs[:, 0] * self.n_items + pairs[:, 1]
+            kept = np.isin(self.keys, keys)
+            return Partition(self.unit, self.n_shards, self.shard_of[kept], self.n_items, self.keys[kept])
+        present = np.zeros(len(self.shard_of), dtype=bool)
+        present[pairs[:, 0 if self.unit == "user" else 1]] = True
+        return Partition(self.unit, self.n_shards, np.where(present, self.shard_of, -1), self.n_items)
+
 
 def random_partition(train: np.ndarray, n_users: int, n_items: int, n_shards: int, unit: str = "user",
                      seed: int = 0) -> Partition:
@@ -214,7 +227,7 @@ def balanced_kmeans(user_emb: np.ndarray, item_emb: np.ndarray, train: np.ndarra
 
     Centroids start at ``n_shards`` random points (seeded); each of ``iterations`` rounds
     assigns by :func:`balanced_assignment` with capacity ``capacity_factor * N / K`` and
-    moves each centroid to the mean of its points.
+    moves each centroid to the mean of its points (a cluster left empty keeps its centroid).
 
     Where this differs from the official code, on purpose: their centroid update is
     ``np.mean`` over a list of vectors with no axis, which collapses every centroid to one
@@ -237,8 +250,8 @@ def balanced_kmeans(user_emb: np.ndarray, item_emb: np.ndarray, train: np.ndarra
         for _ in range(iterations):
             du, di = _squared_distances(user_emb, cu), _squared_distances(item_emb, ci)
             shard_of = balanced_assignment(du[pairs[:, 0]] * di[pairs[:, 1]], capacity)
-            cu = np.stack([user_emb[pairs[shard_of == k, 0]].mean(0) for k in range(n_shards)])
-            ci = np.stack([item_emb[pairs[shard_of == k, 1]].mean(0) for k in range(n_shards)])
+            cu = _means(user_emb[pairs[:, 0]], shard_of, cu)
+            ci = _means(item_emb[pairs[:, 1]], shard_of, ci)
         return Partition(unit, n_shards, shard_of, n_items, keys)
     emb, column = (user_emb, 0) if unit == "user" else (item_emb, 1)
     present = np.unique(train[:, column])
@@ -248,10 +261,17 @@ def balanced_kmeans(user_emb: np.ndarray, item_emb: np.ndarray, train: np.ndarra
     centroids = points[rng.choice(len(points), n_shards, replace=False)]
     for _ in range(iterations):
         assigned = balanced_assignment(_squared_distances(points, centroids), capacity)
-        centroids = np.stack([points[assigned == k].mean(0) for k in range(n_shards)])
+        centroids = _means(points, assigned, centroids)
     shard_of = np.full(len(emb), -1, dtype=np.int64)
     shard_of[present] = assigned
     return Partition(unit, n_shards, shard_of, n_items)
+
+
+def _means(points: np.ndarray, assigned: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Each cluster's mean point ``[K, d]`` (the mean vector, ``axis = 0``); a cluster left
+    empty keeps its previous centroid."""
+    return np.stack([points[assigned == k].mean(0) if (assigned == k).any() else previous[k]
+                     for k in range(len(previous))])
 
 
 def _squared_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -267,12 +287,14 @@ SHARD_SEED_OFFSET = 10_000
 
 
 def shard_validation(partition: Partition, shard: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The validation pairs that early-stop a shard's model: those of its units (its users,
-    or its items), or for interaction shards those of the users it holds pairs of. They
-    depend on the shard's pairs alone, so an untouched shard's model is exactly what
-    retraining it would give."""
-    column = 1 if partition.unit == "item" else 0
-    return np.ascontiguousarray(valid[np.isin(valid[:, column], np.unique(shard[:, column]))])
+    """The validation pairs that early-stop a shard's model: those of the users it holds
+    pairs of (for item shards, of its items too). They depend on the shard's pairs alone:
+    a user deleted from ``D`` has no pair in an untouched shard, so its validation pairs
+    never guided that shard, and the kept model is exactly what retraining it gives."""
+    keep = np.isin(valid[:, 0], np.unique(shard[:, 0]))
+    if partition.unit == "item":
+        keep &= np.isin(valid[:, 1], np.unique(shard[:, 1]))
+    return np.ascontiguousarray(valid[keep])
 
 
 def shard_jobs(partition: Partition, pairs: np.ndarray, valid: np.ndarray, seed: int,

@@ -71,6 +71,7 @@ class Sisa(UnlearningMethod):
         retrained = budget.train_shards(shard_jobs(part, task.retain, task.retained_valid(), budget.seed, affected))
         for k, shard in zip(affected, retrained.models):
             model.shard_models[k] = shard
+        model.partition = part.restricted(task.retain)  # keeps no trace of the deleted pairs
         model._graphs = None
         self.costs = {"unlearn_seconds": retrained.wall_seconds, "train_seconds_total": sum(retrained.train_seconds)}
         self.decisions |= {"affected_shards": affected, "retrained": f"{len(affected)} of {part.n_shards}",

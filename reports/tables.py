@@ -33,6 +33,8 @@ FIELDS = {
 #: means carried beside FIELDS for readers of the table (not shown as columns of the page)
 CONTEXT = ("retrain_mia_auc",)
 BASELINES = ("retrain", "graph_edit", "redraw", "finetune", "neggrad", "neggrad_plus", "mmrecun", "ifru", "scif", "gif")
+#: exact partitioned methods: shown after retrain, never TRU's comparator (they retrain)
+PARTITIONED = ("sisa", "receraser")
 #: the reference models' rows: label and the record prefix their figures are read from
 REFERENCE_ROWS = {"original": "original", "retrain": "retrain (reference)", "retrain2": "retrain2 (noise floor)"}
 #: differences from the retrained model: field -> the figure both sides are read from
@@ -42,7 +44,10 @@ RETRAIN_SELF = {"forget_ks": 0.0, "forget_gap@20": 0.0, "fairness_gap_vs_retrain
 
 
 def method_order(method: str) -> tuple:
-    """Baselines first (in :data:`BASELINES` order), then TRU and its ablations together, then plugins."""
+    """Retrain, the partitioned methods and the other baselines first (in :data:`BASELINES`
+    order), then TRU and its ablations together, then plugins."""
+    if method in PARTITIONED:
+        return (0, 0.5 + PARTITIONED.index(method) / 10, method)
     if method in BASELINES:
         return (0, BASELINES.index(method), method)
     return (1 if method == "tru" or method.startswith("tru-") else 2, 0, method)

@@ -129,24 +129,39 @@ def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
     objs = objectives(experiment.tune.objectives)
     frame = store.read()
     rows = []
+    names = spec_labels(experiment.method_specs())
     for dataset, backbone, regime in itertools.product(experiment.datasets, experiment.backbones, experiment.regimes):
         cell = cell_experiment(experiment, dataset, backbone, regime)
-        for spec in experiment.method_specs():
+        for spec, label in zip(experiment.method_specs(), names):
             sweep = sweep_name(cell, spec.name)
             row = {"dataset": Path(dataset).name, "backbone": backbone, "regime": regime.regime,
-                   "selection": regime.selection, "ratio": regime.ratio, "method": spec.name,
+                   "selection": regime.selection, "ratio": regime.ratio, "method": label, "method_name": spec.name,
                    "sweep": sweep, "params": None, "front": 0}
             if tuned(spec):
                 front = front_of(trial_records(store, sweep), objs)
                 nearest = nearest_to_retraining(front, objs)
                 if nearest is not None:
                     row |= {"params": nearest["params"], "front": len(front)}
-            else:
-                mine = frame[(frame["sweep"] == sweep) & (frame["status"] == "ok")]
-                if not mine.empty:
-                    row |= {"params": mine["params"].iloc[0], "front": 1}
+            else:  # its one configuration, as its records store it
+                params = json.dumps(METHODS.get(spec.name)(**spec.params).params, sort_keys=True)
+                if not frame[(frame["sweep"] == sweep) & (frame["status"] == "ok") & (frame["params"] == params)].empty:
+                    row |= {"params": params, "front": 1}
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def spec_labels(specs: list) -> list[str]:
+    """A name per method spec: the method's, and where the experiment lists one method
+    several times, with the parameters its specs set differently, e.g. ``sisa (n_shards=5)``."""
+    out = []
+    for spec in specs:
+        same = [s for s in specs if s.name == spec.name]
+        if len(same) == 1:
+            out.append(spec.name)
+            continue
+        keys = sorted({k for s in same for k in s.params if len({repr(t.params.get(k)) for t in same}) > 1})
+        out.append(f"{spec.name} ({', '.join(f'{k}={spec.params.get(k, 'default')}' for k in keys)})")
+    return out
 
 
 def _cell_rows(records: pd.DataFrame, chosen: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -270,8 +285,9 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
             for f, _, _ in SHOWN:
                 text = _fmt(stats[name][f], 2 if f == "unlearn_seconds" else 3)
                 cells.append(f"**{text}**" if name in best[f] else text)
-            params = group.loc[group["method"] == name, "params"]
-            shown = _searched_params(name, params.iloc[0]) if len(params) and params.iloc[0] else ""
+            mine = group[group["method"] == name]
+            shown = (_searched_params(mine["method_name"].iloc[0], mine["params"].iloc[0])
+                     if len(mine) and mine["params"].iloc[0] else "")
             lines.append(f"| {name} | {len(rows[name])} | " + " | ".join(cells) + f" | `{shown}` |")
         missing = [m for m in group["method"] if m not in rows]
         failed = {row["method"]: errors["error"].iloc[-1] for row in group.to_dict("records")

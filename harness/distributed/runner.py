@@ -6,10 +6,13 @@ backbone, seed) that still has work, and keeps each actor busy with one job at a
 When several actors host one model, they first train its original and the retrained
 reference of each forget task (on report seeds also the second retrain) side by side into
 the model cache (``warm``). A model with jobs of a partitioned method (SISA, RecEraser)
-then trains their shard sets: one actor each asks a job for its plan, and once the
-plans are in and the model's actors are idle, each set is trained across the model's
-live actors (those that have answered; :mod:`harness.distributed.shards`), its wall time
-measured as the job's cost; the event loop waits meanwhile. Then a free
+then trains their shard sets: its actors ask the jobs for their plans, and once the plans
+are in and none of the model's live actors is busy, each set is trained across them
+(:mod:`harness.distributed.shards`), its wall time measured as the jobs' cost; the
+event loop waits meanwhile. An actor is live once it has answered its first call; the
+sets wait up to :data:`START_GRACE` seconds for actors of the model Ray has not started
+(on a machine too small for all of them, the sets then train on the live ones and their
+records say how many). Then a free
 actor takes, in order of preference, a job of a forget task it already holds (its
 references are in memory), a task no other actor of its model holds, any job. Each
 finished record is written at once (one store file per record).
@@ -56,16 +59,23 @@ class RunSummary:
 
 @dataclass
 class _Slot:
-    """One actor, what it holds, and whether it has answered yet (is scheduled)."""
+    """One actor, what it holds, whether it has answered yet (Ray started it) and whether
+    it was released (killed: no jobs left)."""
 
     actor: object
     host: tuple
     tasks: set = field(default_factory=set)
     alive: bool = False
+    released: bool = False
 
 
-#: the in-flight marker of a shard plan (``ModelHost.shard_plan``)
-PLAN = object()
+#: in-flight markers: an actor's first call (``ModelHost.info``), a shard plan (``ModelHost.shard_plan``)
+PING, PLAN = object(), object()
+#: how long a model's shard sets wait for its actors that Ray has not started (then they
+#: train on the live ones, and the records say how many)
+START_GRACE = 60.0
+#: how often a model waiting for its actors looks again (seconds)
+WAIT_STEP = 5.0
 
 
 def _plan(ref) -> list:
@@ -122,7 +132,8 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
         plans = {host: [j for j in jobs if partitioned(j.method)] for host, jobs in queues.items()}
         sets: dict = collections.defaultdict(dict)  # host -> {set key: shard jobs}, in plan order
         planning: collections.Counter = collections.Counter()
-        waiting: dict = collections.defaultdict(list)  # host -> slots waiting for the shard sets
+        waiting: dict = collections.defaultdict(list)  # host -> live slots waiting for its shard sets
+        since: dict = {}  # host -> when its shard sets could start but for actors not yet started
         inflight: dict = {}
 
         def dispatch(slot: _Slot) -> None:
@@ -135,9 +146,12 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
                 inflight[slot.actor.shard_plan.remote(plans[slot.host].pop(0))] = (slot, PLAN)
                 return
             if planning[slot.host] or sets[slot.host] or waiting[slot.host]:
-                shard_phase(slot)
+                if all(s is not slot for s in waiting[slot.host]):
+                    waiting[slot.host].append(slot)
+                release(slot.host)
                 return
             if not queue:
+                slot.released = True
                 ray.kill(slot.actor)  # release its resources for actors still waiting
                 return
             held_elsewhere = {t for s in slots if s is not slot and s.host == slot.host for t in s.tasks}
@@ -148,38 +162,46 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
             run = slot.actor.run if job.regime.steps == 1 else slot.actor.run_sequence
             inflight[run.remote(job)] = (slot, job)
 
-        def shard_phase(slot: _Slot) -> None:
-            """Wait until no live actor of the model is busy and every plan is in, then train
-            the sets across the live actors (:mod:`harness.distributed.shards`) and go on."""
-            host = slot.host
-            if all(s is not slot for s in waiting[host]):
-                waiting[host].append(slot)
-            busy = any(s.host == host and s.alive for s, _ in inflight.values())
-            if planning[host] or busy:
+        def release(host) -> None:
+            """Train ``host``'s shard sets on its waiting actors (:mod:`harness.distributed.shards`)
+            once its plans are in and none of its live actors is busy; actors of the model that
+            have not started yet are waited for up to :data:`START_GRACE` seconds."""
+            if not waiting[host] or planning[host] or any(s.host == host and s.alive for s, _ in inflight.values()):
                 return
+            if any(s.host == host and not s.alive and not s.released for s in slots):
+                if time.monotonic() - since.setdefault(host, time.monotonic()) < START_GRACE:
+                    return
             ready = list(waiting[host])
+            waiting[host].clear()
+            since.pop(host, None)
             LOG.info("%s: training %d shard sets on %d actors", host, len(sets[host]), len(ready))
             train_sets([s.actor for s in ready], list(sets[host].items()), experiment.cache_dir)
             sets[host].clear()
-            waiting[host].clear()
             for s in ready:
                 dispatch(s)
 
-        for slot in slots:
-            dispatch(slot)
+        for slot in slots:  # an actor is live once it answers (Ray may not have started it yet)
+            inflight[slot.actor.info.remote()] = (slot, PING)
         with tqdm(total=len(todo), desc=experiment.name, unit="job", disable=not progress, dynamic_ncols=True) as bar:
-            while inflight:
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+            while inflight or any(waiting.values()):
+                ready = ray.wait(list(inflight), num_returns=1, timeout=WAIT_STEP if any(waiting.values()) else None)[0] \
+                    if inflight else []
+                if not ready:  # a model waiting for its actors to start: look again
+                    for host in [h for h, w in waiting.items() if w]:
+                        release(host)
+                    continue
                 slot, job = inflight.pop(ready[0])
                 slot.alive = True
-                if job is None:  # a warm-up (not read: a failure shows again in the jobs needing it)
+                if job is None or job is PING:  # a warm-up (not read: a failure shows again in the jobs needing it)
                     dispatch(slot)
                     continue
                 if job is PLAN:  # a failed plan is []: its job records the error
                     planning[slot.host] -= 1
                     for key, shards in _plan(ready[0]):
                         sets[slot.host].setdefault(key, shards)
-                    dispatch(slot)  # with the plans in, the slot checks the barrier (shard_phase)
+                    dispatch(slot)  # with the plans in, the slot checks the barrier
+                    for host in [h for h, w in waiting.items() if w]:
+                        release(host)
                     continue
                 try:
                     result = ray.get(ready[0])
@@ -196,6 +218,8 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
                          record["status"], record.get("error") or "")
                 bar.update(1)
                 dispatch(slot)
+                for host in [h for h, w in waiting.items() if w]:
+                    release(host)
     except KeyboardInterrupt:
         summary.interrupted = True
         LOG.warning("interrupted after %d of %d jobs", summary.done, len(todo))

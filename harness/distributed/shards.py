@@ -14,6 +14,7 @@ actors; the job then finds every shard in the cache and reports that measurement
 
 from __future__ import annotations
 
+import logging
 import time
 
 import ray
@@ -21,16 +22,19 @@ import ray
 from harness.protocol.shards import read_record, write_record
 from methods import METHODS, ShardJob, UnlearningMethod
 
+LOG = logging.getLogger("tru")
+
 
 def partitioned(method: str) -> bool:
     """Whether ``method`` trains shard sets (it overrides ``plan``)."""
     return METHODS.get(method).plan is not UnlearningMethod.plan
 
 
-def train_set(actors: list, jobs: list[ShardJob]) -> tuple[list[float], list[bool], float]:
+def train_set(actors: list, jobs: list[ShardJob]) -> tuple[list[float], list[bool], float] | None:
     """Train ``jobs`` across ``actors`` (``ModelHost`` handles), each actor one shard at a
     time, in order; returns each shard's training seconds, whether it came from the
-    cache, and the wall seconds of the whole set."""
+    cache, and the wall seconds of the whole set; None when a shard failed (its job then
+    trains the set itself, and records the error if it fails again)."""
     start = time.perf_counter()
     pending = list(enumerate(jobs))
     inflight: dict = {}
@@ -43,12 +47,19 @@ def train_set(actors: list, jobs: list[ShardJob]) -> tuple[list[float], list[boo
 
     for actor in actors:
         give(actor)
+    failed = False
     while inflight:
         ready, _ = ray.wait(list(inflight), num_returns=1)
         actor, index = inflight.pop(ready[0])
-        results[index] = ray.get(ready[0])
+        try:
+            results[index] = ray.get(ready[0])
+        except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as exc:
+            LOG.warning("shard %d of a set failed: %s", index, str(exc).strip().splitlines()[-1])
+            failed = True
         give(actor)
     wall = time.perf_counter() - start
+    if failed:
+        return None
     return [r["train_seconds"] for r in results], [r["cached"] for r in results], wall
 
 
@@ -59,6 +70,6 @@ def train_sets(actors: list, sets: list[tuple[str, list[ShardJob]]], cache_dir) 
     for key, jobs in sets:
         if read_record(cache_dir, key) is not None:
             continue
-        seconds, cached, wall = train_set(actors, jobs)
-        if not all(cached):
-            write_record(cache_dir, key, seconds, cached, len(actors), wall)
+        trained = train_set(actors, jobs)
+        if trained is not None and not all(trained[1]):
+            write_record(cache_dir, key, *trained[:2], len(actors), trained[2])

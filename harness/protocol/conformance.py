@@ -15,7 +15,8 @@ declared (a name, a type, a default that passes its own validation); an unknown
 hyperparameter raises ``UserError``; ``start`` and ``unlearn`` run without raising;
 ``unlearn`` returns a backbone with the parameter names and shapes of the model it
 started from (the original, or the method's own from ``start``) and finite scores; it
-leaves the task untouched; the same seed gives identical parameters; ``summary()`` is JSON.
+leaves the task untouched; the same seed gives identical parameters; ``start`` gives the
+same model whichever pairs are forgotten; ``summary()`` is JSON.
 A method that raises or returns ``None`` fails the rules that need its model by name.
 Runs in seconds on the tiny dataset.
 """
@@ -117,14 +118,19 @@ class Subject:
         return train(model, torch.from_numpy(pairs), torch.from_numpy(valid), config, 0, progress=False).seconds
 
     @cached_property
+    def budget(self) -> Budget:
+        """The runs' budget, with the tiny trainers (from scratch, shard sets, fit)."""
+        shards = ShardTrainer(self.dataset, self.backbone, {}, TRAINING, torch.device("cpu"), None)
+        return Budget(epochs=2, batch_size=16, seed=0, train_from_scratch=self._trained, train_shards=shards,
+                      fit=self._fit)
+
+    @cached_property
     def original(self) -> Backbone:
         return self._trained(self.dataset.train)
 
     def _run(self) -> Run:
         self.task_before  # noqa: B018  (snapshot before the method sees the task)
-        shards = ShardTrainer(self.dataset, self.backbone, {}, TRAINING, torch.device("cpu"), None)
-        budget = Budget(epochs=2, batch_size=16, seed=0, train_from_scratch=self._trained, train_shards=shards,
-                        fit=self._fit)
+        budget = self.budget
         method = None
         try:
             method = self.cls()
@@ -240,6 +246,18 @@ def deterministic(subject: Subject) -> None:
         _require(key in state and torch.equal(value, state[key]), f"same seed, different '{key}'")
 
 
+def start_ignores_what_is_forgotten(subject: Subject) -> None:
+    """``start`` depends on ``D`` alone: two tasks forgetting different pairs of the same
+    data give the same starting model (a method may not unlearn, untimed, in ``start``)."""
+    other = make_task(subject.dataset, "interaction" if subject.regime == "user" else "user", "random", 0.2, seed=1)
+    models = [subject.cls().start(copy.deepcopy(subject.original), task, subject.budget) for task in (subject.task, other)]
+    _require(all(isinstance(m, Backbone) for m in models), "start returned something that is not a backbone")
+    first, second = (m.state_dict() for m in models)
+    differ = sorted(k for k in first.keys() | second.keys()
+                    if k not in first or k not in second or not torch.equal(first[k], second[k]))
+    _require(not differ, "start depends on which pairs are forgotten: " + ", ".join(differ[:5]))
+
+
 def summary_json(subject: Subject) -> None:
     """``summary()`` after ``unlearn`` is JSON-serialisable (it goes into the record)."""
     method = subject.first.method or subject.cls()
@@ -252,7 +270,8 @@ def summary_json(subject: Subject) -> None:
 #: Every rule, in the order :func:`check_method` runs them (the pytest tests are named after them).
 RULES: tuple[Callable[[Subject], None], ...] = (
     registered, declared_hyperparameters, unknown_hyperparameter_rejected, unlearn_runs, returns_a_backbone,
-    same_names_and_shapes, finite_scores, task_untouched, deterministic, summary_json,
+    same_names_and_shapes, finite_scores, task_untouched, deterministic, start_ignores_what_is_forgotten,
+    summary_json,
 )
 
 

@@ -14,7 +14,8 @@ measurement, as the retrained reference reports its training time.
 ``how`` says how the wall time was obtained: ``measured`` (every shard of the set was
 trained in that one dispatch) or ``schedule`` (some shards were already cached, say
 after an interrupted run: the wall time is then the makespan of the measured per-shard
-seconds under longest-first scheduling on the workers, :func:`makespan`).
+seconds under longest-first scheduling on the workers, :func:`makespan`, which may
+differ from what the runner's in-order dispatch would have taken).
 
 :class:`ShardTrainer` is the in-process ``budget.train_shards``: it trains the set's
 shards one after another (``workers = 1``). The Ray runner trains the sets of a
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from backbones import BACKBONES
 from backbones.base import Backbone
@@ -49,9 +51,12 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array, dtype=np.int64).tobytes()).hexdigest()
 
 
-def set_key(dataset: Dataset, backbone: str, hparams: dict, train_overrides: dict, jobs: list[ShardJob]) -> str:
-    """A hash of everything the set's models depend on (as the model cache keys them)."""
+def set_key(dataset: Dataset, backbone: str, hparams: dict, train_overrides: dict, jobs: list[ShardJob],
+            device="cpu") -> str:
+    """A hash of everything the set's models depend on (as the model cache keys them) and
+    the kind of device they train on (its wall time depends on it)."""
     parts = {"data": dataset.fingerprint, "backbone": backbone, "hparams": hparams, "training": train_overrides,
+             "device": torch.device(device).type,
              "code": model_code_version(modules_of(BACKBONES.get(backbone), Backbone)),
              "shards": [[_digest(j.train), _digest(j.valid), j.seed] for j in jobs]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
@@ -75,7 +80,8 @@ def read_record(cache_dir: Path | None, key: str) -> dict | None:
 
 def write_record(cache_dir: Path | None, key: str, train_seconds: list[float], cached: list[bool], workers: int,
                  wall_seconds: float) -> dict:
-    """The set's record (module docstring), written atomically unless one exists already."""
+    """The set's record (module docstring), written atomically; it replaces an older one
+    (a set trained again, say after its models left the cache, reports the new measurement)."""
     if all(cached):
         raise ValueError("every shard came from the cache: there is no new measurement to record")
     record = ({"wall_seconds": wall_seconds, "how": "measured"} if not any(cached)
@@ -85,8 +91,6 @@ def write_record(cache_dir: Path | None, key: str, train_seconds: list[float], c
         return record
     folder = Path(cache_dir) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    if (folder / f"{key}.json").exists():
-        return json.loads((folder / f"{key}.json").read_text())
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
         json.dump(record, handle)
@@ -114,7 +118,7 @@ class ShardTrainer:
                               cache_dir=self.cache_dir, progress=False)
 
     def key(self, jobs: list[ShardJob]) -> str:
-        return set_key(self.dataset, self.backbone, self.hparams, self.train_overrides, jobs)
+        return set_key(self.dataset, self.backbone, self.hparams, self.train_overrides, jobs, self.device)
 
     def __call__(self, jobs: list[ShardJob]) -> TrainedShards:
         start = time.perf_counter()
@@ -123,8 +127,9 @@ class ShardTrainer:
         key = self.key(jobs)
         seconds = [float(t.meta["train_seconds"]) for t in trained]
         cached = [t.cached for t in trained]
-        record = read_record(self.cache_dir, key)
-        if record is None:
-            record = write_record(self.cache_dir, key, seconds, cached, 1, wall) if not all(cached) else \
-                {"wall_seconds": makespan(seconds, 1), "workers": 1, "how": "schedule"}
+        if not all(cached):  # trained here, now: this is the measurement
+            record = write_record(self.cache_dir, key, seconds, cached, 1, wall)
+        else:  # trained ahead (across actors) or earlier: what was measured then
+            record = read_record(self.cache_dir, key) or {"wall_seconds": makespan(seconds, 1), "workers": 1,
+                                                          "how": "schedule"}
         return TrainedShards([t.model for t in trained], seconds, float(record["wall_seconds"]), int(record["workers"]))

@@ -169,13 +169,14 @@ class References:
 
         return fit
 
-    def own_original_figures(self, model: Backbone) -> dict:
-        """``own_original_retain_{valid,test}_ndcg@20``: a method's own original (a
-        partitioned method's sharded model) measured as the original is, on the full
-        graph G, beside the shared original's figures (the utility cost of sharding)."""
+    def origin_measure(self, own: Backbone | None) -> Measure:
+        """The measure of the model a method started from: the shared original's, or a
+        method's own original (a partitioned method's sharded model) measured as the
+        original is, on the full graph G."""
+        if own is None:
+            return self.original_measure
         full = UserItemGraph(torch.from_numpy(self.dataset.train), self.dataset.n_users, self.dataset.n_items)
-        metrics = measure(model, full, self.dataset, self.task, self.sample).metrics
-        return {f"own_original_{k}": metrics[k] for k in ("retain_valid_ndcg@20", "retain_test_ndcg@20")}
+        return measure(own, full, self.dataset, self.task, self.sample)
 
     def distances(self, m: Measure) -> dict:
         """How far a model measured as ``m`` is from the retrained one: ``forget_ks``,
@@ -270,12 +271,12 @@ def run_steps(steps: list[tuple[ForgetTask, References]], method: str, params: d
     is measured against that step's references (retrained on the cumulative ``D_r``, on
     every pair deleted so far). One record per step, with ``step``; after a failed step
     the later ones are error records naming it."""
-    out, model = [], None
+    out, model, own = [], None, None
     for request, refs in steps:
         if out and model is None:
             record = records.error_record(_identity(refs, method, params), f"step {out[-1]['step']} failed")
         else:
-            record, model = _unlearn_and_measure(refs, method, params, budget, request, model)
+            record, model, own = _unlearn_and_measure(refs, method, params, budget, request, model, own)
         out.append(record | {"step": request.step})
     return out
 
@@ -287,10 +288,13 @@ def _identity(refs: References, method: str, params: dict | None) -> dict:
 
 
 def _unlearn_and_measure(refs: References, method: str, params: dict | None, budget: Budget,
-                         request: ForgetTask | None = None, previous: Backbone | None = None) -> tuple[dict, Backbone | None]:
+                         request: ForgetTask | None = None, previous: Backbone | None = None,
+                         own: Backbone | None = None) -> tuple[dict, Backbone | None, Backbone | None]:
     """The record of ``method`` unlearning ``request`` (default: the references' task) from
     ``previous`` (default: a copy of the original, through the method's ``start``),
-    measured on the references' task; and the unlearned model (None when it failed)."""
+    measured on the references' task; the unlearned model (None when it failed); and the
+    method's own original (None: it started from the shared one), which the difference
+    attack reads as "the model before unlearning" at every step."""
     started = dt.datetime.now(dt.timezone.utc).isoformat()
     task = refs.task
     request = request or task
@@ -310,12 +314,12 @@ def _unlearn_and_measure(refs: References, method: str, params: dict | None, bud
         if previous is None:
             original = copy.deepcopy(refs.original)
             model = instance.start(original, request, budget)
-            own = model is not original  # a method with its own original (partitioned): measured on G
-            if own:
-                record |= refs.own_original_figures(model)
-        else:
-            model, own = previous, True
-        before = copy.deepcopy(model) if own else refs.original
+            own = copy.deepcopy(model) if model is not original else None  # a partitioned method's own
+        origin = refs.origin_measure(own)
+        if own is not None and previous is None:
+            record |= {f"own_original_{k}": origin.metrics[k] for k in ("retain_valid_ndcg@20", "retain_test_ndcg@20")}
+        model = previous if previous is not None else model
+        before = copy.deepcopy(model) if previous is not None else (own if own is not None else refs.original)
         start = time.perf_counter()
         model = instance.unlearn(model, request, budget)
         seconds = instance.costs.get("unlearn_seconds", time.perf_counter() - start)
@@ -325,7 +329,7 @@ def _unlearn_and_measure(refs: References, method: str, params: dict | None, bud
         m = measure(model, task.retain_graph(), refs.dataset, task, refs.sample)
         audited = time.perf_counter()
         distances = refs.distances(m)
-        diff_auc = difference_auc(refs.original_measure.audit, m.audit, refs.sample)
+        diff_auc = difference_auc(origin.audit, m.audit, refs.sample)
         record |= m.metrics | refs.figures | distances | {
             "forget_gap@20": m.metrics["forget_recall@20"] - refs.retrain_measure.metrics["forget_recall@20"],
             "fairness_gap_vs_retrain@20": m.metrics["fairness_gap@20"] - refs.retrain_measure.metrics["fairness_gap@20"],
@@ -345,4 +349,4 @@ def _unlearn_and_measure(refs: References, method: str, params: dict | None, bud
     record["code_version"] = code_version(refs.backbone, method) if method in METHODS.names() else ""
     record["started_at"] = started
     record["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
-    return record, model
+    return record, model, own

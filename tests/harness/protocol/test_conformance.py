@@ -29,15 +29,15 @@ def test_check_method_prints_each_rule_and_names_every_failure():
     with pytest.raises(ConformanceError) as failure:
         check_method("fault-raise", out=lines.append)
     message = str(failure.value)
-    assert message.startswith("fault-raise-lightgcn-interaction: 5 of 10 rules failed: ")
+    assert message.startswith("fault-raise-lightgcn-interaction: 5 of 11 rules failed: ")
     for rule in ("unlearn_runs", "returns_a_backbone", "same_names_and_shapes", "finite_scores", "deterministic"):
         assert f"{rule}: unlearn raised RuntimeError: fault-raise: raised on purpose (at " in message
         assert any(line.startswith(f"FAIL {rule}: unlearn raised RuntimeError") for line in lines)
-    assert "ok   registered" in lines and "ok   task_untouched" in lines and len(lines) == 10
+    assert "ok   registered" in lines and "ok   task_untouched" in lines and len(lines) == 11
 
     lines.clear()
     check_method(METHODS.get("graph_edit"), out=lines.append)
-    assert lines[-1] == "graph_edit-lightgcn-interaction: all 10 conformance rules pass"
+    assert lines[-1] == "graph_edit-lightgcn-interaction: all 11 conformance rules pass"
 
 
 def test_an_unregistered_class_is_a_named_failure():
@@ -113,3 +113,24 @@ class TestPartitionedMethodsOnAContentBackbone(MethodConformance):
     methods = ["sisa", "receraser"]
     backbones = ["mgcn"]
     regimes = ["user", "item"]
+
+
+def test_a_method_that_unlearns_in_start_is_caught():
+    from harness.protocol.conformance import Subject, start_ignores_what_is_forgotten
+
+    class ForgetsEarly(UnlearningMethod):
+        """Does its work in the untimed start."""
+
+        def start(self, model, task, budget):
+            import torch
+
+            with torch.no_grad():
+                model.user_embedding[torch.from_numpy(task.users)] = 0.0
+            return model
+
+        def unlearn(self, model, task, budget):
+            return model
+
+    with pytest.raises(ConformanceError, match="start depends on which pairs are forgotten: user_embedding"):
+        start_ignores_what_is_forgotten(Subject(ForgetsEarly))
+    start_ignores_what_is_forgotten(Subject("sisa"))  # its original depends on D alone

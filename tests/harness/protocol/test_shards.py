@@ -21,7 +21,8 @@ def test_a_record_says_how_its_wall_time_was_obtained(tmp_path):
     assert measured == {"wall_seconds": 3.4, "how": "measured", "workers": 2, "train_seconds": [2.0, 3.0]}
     partial = write_record(tmp_path, "b", [2.0, 3.0, 2.0], [True, False, False], 2, 0.5)  # 0.5: only part was trained
     assert partial["how"] == "schedule" and partial["wall_seconds"] == 4.0
-    assert write_record(tmp_path, "a", [9.0], [False], 1, 9.0)["wall_seconds"] == 3.4  # the first measurement stays
+    assert write_record(tmp_path, "a", [9.0], [False], 1, 9.0)["wall_seconds"] == 9.0  # a new measurement replaces it
+    assert read_record(tmp_path, "a")["workers"] == 1
     with pytest.raises(ValueError):
         write_record(tmp_path, "c", [1.0], [True], 1, 0.0)
     assert read_record(tmp_path, "b") == json.loads((tmp_path / FOLDER / "b.json").read_text())

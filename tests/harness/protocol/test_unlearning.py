@@ -199,7 +199,32 @@ def test_a_sequence_of_requests_chains_the_model_and_measures_each_step_against_
     assert all(d["retrained"].endswith("of 4") for d in decisions)
     assert math.isfinite(sisa[0]["own_original_retain_test_ndcg@20"]) and not sisa[1].get("own_original_retain_test_ndcg@20")
     edit = run_steps(steps, "graph_edit")
-    assert all(r["updated_fraction"] == 0.0 for r in edit)  # each step starts from the previous step's model
+    assert all(r["updated_fraction"] == 0.0 for r in edit)
+
+
+def test_each_step_starts_from_the_model_the_previous_step_left(tmp_path, monkeypatch):
+    from harness.data.regimes import make_steps
+    from harness.data.tiny import tiny_dataset
+    from harness.protocol.unlearning import run_steps
+
+    class AddsOne(MMRecUn):
+        """Adds 1 to one parameter entry and reports it."""
+
+        def unlearn(self, model, task, budget):
+            with torch.no_grad():
+                model.user_embedding[0, 0] += 1.0
+                self.decisions["entry"] = float(model.user_embedding[0, 0])
+            return model
+
+    monkeypatch.setitem(METHODS._items, "adds_one", AddsOne)
+    AddsOne.name = "adds_one"
+    dataset = tiny_dataset(n_users=40, n_items=50)
+    steps = [(request, prepare(dataset, "lightgcn", cumulative, 0, train_overrides={"max_epochs": 2},
+                               cache_dir=tmp_path, progress=False, audit_size=100))
+             for request, cumulative in make_steps(dataset, "interaction", "random", 0.05, 3, seed=0)]
+    entries = [json.loads(r["decisions"])["entry"] for r in run_steps(steps, "adds_one")]
+    start = float(steps[0][1].original.user_embedding[0, 0])
+    assert entries == pytest.approx([start + 1, start + 2, start + 3])  # restarting each step would give start + 1 thrice
 
 
 def test_after_a_failed_step_the_later_steps_say_so(tmp_path, monkeypatch):
