@@ -160,7 +160,8 @@ def spec_labels(specs: list) -> list[str]:
             out.append(spec.name)
             continue
         keys = sorted({k for s in same for k in s.params if len({repr(t.params.get(k)) for t in same}) > 1})
-        out.append(f"{spec.name} ({', '.join(f'{k}={spec.params.get(k, 'default')}' for k in keys)})")
+        shown = ", ".join(f"{k}={spec.params.get(k, 'default')}" for k in keys)
+        out.append(f"{spec.name} ({shown})")
     return out
 
 

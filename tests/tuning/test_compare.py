@@ -217,3 +217,19 @@ def test_the_speed_up_is_the_geometric_mean_of_the_per_seed_ratios():
     assert math.exp(interval(frame["log_speedup"])["mean"]) == pytest.approx(100.0)  # the arithmetic mean says 505
     assert frame["abs_privleak"].tolist() == [0.2, 0.1, 0.0]
     assert math.isnan(frame["log_speedup"].iloc[2])  # no positive speed-up: no ratio, not log 0 = -inf
+
+
+def test_one_method_listed_twice_gives_two_rows_with_their_own_params(ray_local, experiment_file, tmp_path):
+    import json
+
+    from tuning.compare import run_compare, spec_labels
+
+    methods = '[{name = "graph_edit"}, {name = "sisa", params = {n_shards = 2}}, {name = "sisa", params = {n_shards = 3}}]'
+    experiment = load_experiment(experiment_file(**CELL | {"methods": methods}))
+    assert spec_labels(experiment.method_specs()) == ["graph_edit", "sisa (n_shards=2)", "sisa (n_shards=3)"]
+    summary = run_compare(experiment, 1, tmp_path / "out", progress=False)
+    chosen = summary.chosen.set_index("method")
+    assert json.loads(chosen.loc["sisa (n_shards=2)", "params"])["n_shards"] == 2
+    assert json.loads(chosen.loc["sisa (n_shards=3)", "params"])["n_shards"] == 3
+    text = (tmp_path / "out" / "_compare.md").read_text()
+    assert "| sisa (n_shards=2) | 2 |" in text and "| sisa (n_shards=3) | 2 |" in text
