@@ -287,8 +287,8 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
                 text = _fmt(stats[name][f], 2 if f == "unlearn_seconds" else 3)
                 cells.append(f"**{text}**" if name in best[f] else text)
             mine = group[group["method"] == name]
-            shown = (_searched_params(mine["method_name"].iloc[0], mine["params"].iloc[0])
-                     if len(mine) and mine["params"].iloc[0] else "")
+            registered = mine.get("method_name", mine["method"])  # the label's method (a table's row name)
+            shown = _searched_params(registered.iloc[0], mine["params"].iloc[0]) if len(mine) and mine["params"].iloc[0] else ""
             lines.append(f"| {name} | {len(rows[name])} | " + " | ".join(cells) + f" | `{shown}` |")
         missing = [m for m in group["method"] if m not in rows]
         failed = {row["method"]: errors["error"].iloc[-1] for row in group.to_dict("records")
