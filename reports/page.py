@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from harness.core.errors import UserError
@@ -275,7 +276,11 @@ def write_pngs(figures: list, folder: Path) -> int:
         print("tru: no Chromium found: PNG images skipped (the HTML report is written)")
         return 0
     folder.mkdir(parents=True, exist_ok=True)
-    for index, (cell, fig) in enumerate(figures):
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(c) for c in cell))
-        fig.write_image(folder / f"{index:02d}-{name}.png", width=900, height=max(460, fig.layout.height or 0))
+    if not figures:
+        return 0
+    paths = [folder / f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', '-'.join(str(c) for c in cell))}.png"
+             for index, (cell, _) in enumerate(figures)]
+    # one browser for every image (a browser start per figure was slow, and timed out under load)
+    pio.write_images([fig for _, fig in figures], paths, width=900,
+                     height=[max(460, fig.layout.height or 0) for _, fig in figures])
     return len(figures)
