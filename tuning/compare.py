@@ -216,6 +216,28 @@ def _derived(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _own_originals(rows: dict[str, pd.DataFrame], methods: list[str]) -> list[str]:
+    """For the methods with their own original (partitioned: ``own_original_*``), its test
+    NDCG@20 beside the shared original's (the utility cost of sharding), the one-worker
+    cost of unlearning (``train_seconds_total``) beside its wall time, and the workers."""
+    own = [m for m in methods if "own_original_retain_test_ndcg@20" in rows[m]
+           and rows[m]["own_original_retain_test_ndcg@20"].notna().any()]
+    if not own:
+        return []
+    shared = interval(rows["original (reference)"]["retain_test_ndcg@20"]) if "original (reference)" in rows else None
+    lines = ["", "Own originals (the partitioned methods' sharded models, on G) against the shared original "
+             f"(test N@20 {_fmt(shared) if shared else '-'}); unlearning's one-worker cost against its wall time on "
+             "the model's actors:", "",
+             "| method | own original test N@20 | unlearn s (wall) | train_seconds_total | workers |", "|---|---|---|---|---|"]
+    for m in own:
+        frame = rows[m]
+        workers = sorted({json.loads(d).get("workers") for d in frame["decisions"].dropna()} - {None})
+        lines.append(f"| {m} | {_fmt(interval(frame['own_original_retain_test_ndcg@20']))} | "
+                     f"{_fmt(interval(frame['unlearn_seconds']), 1)} | {_fmt(interval(frame['train_seconds_total']), 1)} | "
+                     f"{', '.join(map(str, workers)) or '-'} |")
+    return lines
+
+
 def _fmt(stats: dict, digits: int = 3) -> str:
     if stats["n"] == 0:
         return "-"
@@ -299,6 +321,7 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
             lines.append("\nfailed on every report seed: " + "; ".join(f"{m} ({e})" for m, e in failed.items()))
         if [m for m in missing if m not in failed]:
             lines.append(f"\nno report records yet: {', '.join(m for m in missing if m not in failed)}")
+        lines += _own_originals(rows, methods)
         lines += ["", "Paired wins (seeds on which the first method is better / paired seeds): "
                   + ", ".join(f"{f.removeprefix('abs:')}{' (nearer 0)' if f.startswith('abs:') else ''}"
                               for f, _ in PAIRED), ""]

@@ -233,3 +233,5 @@ def test_one_method_listed_twice_gives_two_rows_with_their_own_params(ray_local,
     assert json.loads(chosen.loc["sisa (n_shards=3)", "params"])["n_shards"] == 3
     text = (tmp_path / "out" / "_compare.md").read_text()
     assert "| sisa (n_shards=2) | 2 |" in text and "| sisa (n_shards=3) | 2 |" in text
+    own = text.split("Own originals")[1].split("Paired wins")[0]  # the sharded models beside the shared original
+    assert "| sisa (n_shards=2) | 0." in own and "| 1 |" in own and "graph_edit" not in own
