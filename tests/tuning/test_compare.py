@@ -219,19 +219,33 @@ def test_the_speed_up_is_the_geometric_mean_of_the_per_seed_ratios():
     assert math.isnan(frame["log_speedup"].iloc[2])  # no positive speed-up: no ratio, not log 0 = -inf
 
 
-def test_one_method_listed_twice_gives_two_rows_with_their_own_params(ray_local, experiment_file, tmp_path):
+def test_one_method_listed_twice_gives_two_rows_with_their_own_params(experiment_file, tmp_path):
     import json
 
-    from tuning.compare import run_compare, spec_labels
+    from methods import METHODS
+    from tests.reports.conftest import rec
+    from tuning.compare import cell_experiment, compare_markdown, spec_labels
+    from tuning.sweep import sweep_name
 
     methods = '[{name = "graph_edit"}, {name = "sisa", params = {n_shards = 2}}, {name = "sisa", params = {n_shards = 3}}]'
     experiment = load_experiment(experiment_file(**CELL | {"methods": methods}))
     assert spec_labels(experiment.method_specs()) == ["graph_edit", "sisa (n_shards=2)", "sisa (n_shards=3)"]
-    summary = run_compare(experiment, 1, tmp_path / "out", progress=False)
-    chosen = summary.chosen.set_index("method")
-    assert json.loads(chosen.loc["sisa (n_shards=2)", "params"])["n_shards"] == 2
+    cell = cell_experiment(experiment, experiment.datasets[0], "lightgcn", experiment.regimes[0])
+    store = ResultsStore(tmp_path / "out")
+    records = []
+    for spec in experiment.method_specs():
+        params = json.dumps(METHODS.get(spec.name)(**spec.params).params, sort_keys=True)
+        own = 0.10 + 0.01 * spec.params.get("n_shards", 0) if spec.name == "sisa" else None
+        for seed in (0, 1):
+            records.append(rec(spec.name, seed, 0.12, 0.2, params=params, sweep=sweep_name(cell, spec.name), split="test",
+                               **{"own_original_retain_test_ndcg@20": own, "train_seconds_total": 5.0,
+                                  "decisions": json.dumps({"workers": 2})}))
+    store.append(records)
+    chosen = choose(experiment, store).set_index("method")
+    assert json.loads(chosen.loc["sisa (n_shards=2)", "params"])["n_shards"] == 2  # each its own configuration
     assert json.loads(chosen.loc["sisa (n_shards=3)", "params"])["n_shards"] == 3
-    text = (tmp_path / "out" / "_compare.md").read_text()
+    text = compare_markdown(experiment, store.read(), chosen.reset_index(), 1)
     assert "| sisa (n_shards=2) | 2 |" in text and "| sisa (n_shards=3) | 2 |" in text
     own = text.split("Own originals")[1].split("Paired wins")[0]  # the sharded models beside the shared original
-    assert "| sisa (n_shards=2) | 0." in own and "| 1 |" in own and "graph_edit" not in own
+    assert "| sisa (n_shards=2) | 0.120 ±0.000 [0.120, 0.120] |" in own and "| 2 |" in own and "graph_edit" not in own
+    assert "| sisa (n_shards=3) | 0.130" in own

@@ -141,7 +141,7 @@ def test_a_partitioned_methods_shards_train_across_the_models_actors(ray_local, 
     import harness.distributed.runner as runner
     from harness.protocol.shards import read_record
 
-    monkeypatch.setattr(runner, "START_GRACE", 3.0)
+    monkeypatch.setattr(runner, "START_GRACE", 1.0)
     exp = load_experiment(experiment_file(methods='[{name = "sisa", params = {n_shards = 3}}, {name = "graph_edit"}]',
                                           resources=f"{{actors_per_model = {actors}, num_cpus = 1, num_gpus = 0}}"))
     out = tmp_path / "out"
