@@ -125,7 +125,9 @@ def nearest_to_retraining(front: pd.DataFrame, objs: list[Objective]) -> pd.Seri
     ``|target_k|``, or 1 when the target is 0 (the distances ``forget_ks``, ``abs_*``).
 
     A trial missing an objective or its target (NaN) is never nearest, since its distance
-    is unknown; ``None`` when no trial has them all."""
+    is unknown; ``None`` when no trial has them all (or there is none)."""
+    if front.empty:
+        return None
     distance = np.zeros(len(front))
     for o in objs:
         value, target = front[o.name].to_numpy(float), front[f"{o.name}_target"].to_numpy(float)

@@ -172,6 +172,7 @@ def test_a_configuration_missing_an_objective_is_never_nearest():
                           "forget_ks": [float("nan"), 0.1], "forget_ks_target": [0.0] * 2, "params": ["a", "b"]})
     assert nearest_to_retraining(front, objs)["params"] == "b"  # np.argmin would pick the NaN row "a"
     assert nearest_to_retraining(front.iloc[:1], objs) is None
+    assert nearest_to_retraining(pd.DataFrame(), objs) is None  # a sweep with no trial yet
 
 
 def test_a_front_configuration_of_an_ablation_re_runs_as_recorded():
