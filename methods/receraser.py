@@ -34,10 +34,10 @@ from torch import nn
 from backbones.base import Backbone, Batch, ParamSpec, eval_embeddings, gather_rows
 from backbones.blocks.graph import UserItemGraph
 from backbones.blocks.losses import bpr_loss
-from harness.core.errors import UserError
 from harness.core.seeding import seeded
 from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod
-from methods.sharding import UNITS, Partition, ShardEnsemble, balanced_kmeans, canonical, shard_jobs, training_pairs
+from methods.sharding import (UNITS, Partition, ShardEnsemble, balanced_kmeans, canonical, check_unit, shard_jobs,
+                              training_pairs)
 
 #: dropout on the aggregated user embedding during training (their keep probability 0.7)
 DROPOUT = 0.3
@@ -128,9 +128,7 @@ class RecEraser(UnlearningMethod):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if self.params["unit"] not in UNITS:
-            raise UserError(f"method 'receraser': hyperparameter 'unit'={self.params['unit']!r}: "
-                            f"valid: {', '.join(UNITS)}")
+        check_unit("receraser", self.params["unit"], UNITS)
         self._partition: Partition | None = None
 
     def partition(self, model: Backbone, task: ForgetTask, budget: Budget) -> Partition:

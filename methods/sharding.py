@@ -36,6 +36,7 @@ from torch import nn
 
 from backbones.base import Backbone, ParamSpec
 from backbones.blocks.graph import UserItemGraph
+from harness.core.errors import UserError
 from methods.base import ForgetTask, ShardJob
 
 UNITS = ("user", "item", "interaction")
@@ -120,6 +121,12 @@ def random_partition(train: np.ndarray, n_users: int, n_items: int, n_shards: in
     shard_of = np.full(size, -1, dtype=np.int64)
     shard_of[present[rng.permutation(len(present))]] = np.arange(len(present)) % n_shards
     return Partition(unit, n_shards, shard_of, n_items)
+
+
+def check_unit(method: str, unit: str, valid: tuple[str, ...]) -> None:
+    """A method's ``unit`` hyperparameter is one of ``valid``, else a :class:`UserError` naming it."""
+    if unit not in valid:
+        raise UserError(f"method '{method}': hyperparameter 'unit'={unit!r}: valid: {', '.join(valid)}")
 
 
 def _check_count(n_shards: int, units: int, unit: str) -> None:

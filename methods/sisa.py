@@ -25,9 +25,8 @@ its advantage is for small, repeated requests (sequential deletion).
 
 from __future__ import annotations
 
-from harness.core.errors import UserError
 from methods.base import METHODS, Budget, ForgetTask, HyperParameter, UnlearningMethod
-from methods.sharding import Partition, ShardEnsemble, random_partition, shard_jobs, training_pairs
+from methods.sharding import Partition, ShardEnsemble, check_unit, random_partition, shard_jobs, training_pairs
 
 UNITS = ("user", "interaction")
 
@@ -44,9 +43,7 @@ class Sisa(UnlearningMethod):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if self.params["unit"] not in UNITS:
-            raise UserError(f"method 'sisa': hyperparameter 'unit'={self.params['unit']!r}: "
-                            f"valid: {', '.join(UNITS)}")
+        check_unit("sisa", self.params["unit"], UNITS)
 
     def partition(self, task: ForgetTask, budget: Budget) -> Partition:
         return random_partition(training_pairs(task), task.n_users, task.n_items, self.params["n_shards"],

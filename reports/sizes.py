@@ -74,6 +74,23 @@ def _order(curves: pd.DataFrame) -> pd.Series:
                      index=curves.index)
 
 
+def point_rows(point: dict, group: pd.DataFrame, fields) -> list[dict]:
+    """The rows of one point of a curve (``group``: its records, with ``config``): per
+    configuration and for the retrained model (:data:`REFERENCE`, from each seed's first
+    record), ``point`` with ``seeds`` and each field's mean over seeds, ``_std``, ``_low``
+    and ``_high`` (a seed's value: the mean of its records)."""
+    rows = []
+    for (config, method), mine in group.groupby(["config", "method"], sort=False):
+        per_seed = {f: mine[f].astype(float).groupby(mine["seed"]).mean() for f in fields}
+        rows.append(_summarise(point | {"config": config, "method": method, "reference": False,
+                                        "seeds": _seeds(per_seed)}, per_seed))
+    retrain = reference_values(group.drop_duplicates("seed").set_index("seed"), "retrain")
+    per_seed = {f: retrain.get(f, pd.Series(dtype=float)) for f in fields}
+    rows.append(_summarise(point | {"config": REFERENCE, "method": "retrain", "reference": True,
+                                    "seeds": _seeds(per_seed)}, per_seed))
+    return rows
+
+
 def size_curves(records: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, backbone, regime, selection, ratio) and configuration, plus
     the retrained model's row (``config =`` :data:`REFERENCE`, ``reference`` True): ``forget_pairs``
@@ -88,14 +105,7 @@ def size_curves(records: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in shown.groupby(POINT, sort=False, dropna=False):
         point = dict(zip(POINT, key)) | {"forget_pairs": group["forget_pairs"].astype(float).mean()}
-        for (config, method), mine in group.groupby(["config", "method"], sort=False):
-            per_seed = {f: mine[f].astype(float).groupby(mine["seed"]).mean() for f in PANELS}
-            rows.append(_summarise(point | {"config": config, "method": method, "reference": False,
-                                            "seeds": _seeds(per_seed)}, per_seed))
-        retrain = reference_values(group.drop_duplicates("seed").set_index("seed"), "retrain")
-        per_seed = {f: retrain.get(f, pd.Series(dtype=float)) for f in PANELS}
-        rows.append(_summarise(point | {"config": REFERENCE, "method": "retrain", "reference": True,
-                                        "seeds": _seeds(per_seed)}, per_seed))
+        rows += point_rows(point, group, PANELS)
     curves = pd.DataFrame(rows)
     return curves.loc[_order(curves).sort_values().index].reset_index(drop=True)
 

@@ -24,14 +24,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from reports.figures import OUTLINE, PALETTE, _laid_out
-from reports.tables import CELL, _summarise, method_order, reference_values, tidy
+from reports.sizes import REFERENCE, point_rows
+from reports.tables import CELL, method_order, tidy
 
 #: the panels: record field -> panel title
 PANELS = {"retain_test_ndcg@20": "retained test NDCG@20 (higher is better)",
           "forget_ks": "forget KS vs retraining (0 = as retraining)",
           "privleak": "PrivLeak (0 = as retraining)"}
 SEQUENCE = CELL + ["selection", "ratio"]
-REFERENCE = "retrain reference"
 
 
 def step_curves(records: pd.DataFrame) -> pd.DataFrame:
@@ -45,17 +45,8 @@ def step_curves(records: pd.DataFrame) -> pd.DataFrame:
     if shown.empty:
         return pd.DataFrame()
     shown = shown.assign(regime=shown["regime_name"], config=shown["label"], step=shown["step"].astype(int))
-    rows = []
-    for key, group in shown.groupby(SEQUENCE + ["step"], sort=False, dropna=False):
-        point = dict(zip(SEQUENCE + ["step"], key))
-        for (config, method), mine in group.groupby(["config", "method"], sort=False):
-            per_seed = {f: mine[f].astype(float).groupby(mine["seed"]).mean() for f in PANELS}
-            rows.append(_summarise(point | {"config": config, "method": method, "reference": False,
-                                            "seeds": mine["seed"].nunique()}, per_seed))
-        retrain = reference_values(group.drop_duplicates("seed").set_index("seed"), "retrain")
-        per_seed = {f: retrain.get(f, pd.Series(dtype=float)) for f in PANELS}
-        rows.append(_summarise(point | {"config": REFERENCE, "method": "retrain", "reference": True,
-                                        "seeds": group["seed"].nunique()}, per_seed))
+    rows = [row for key, group in shown.groupby(SEQUENCE + ["step"], sort=False, dropna=False)
+            for row in point_rows(dict(zip(SEQUENCE + ["step"], key)), group, PANELS)]
     curves = pd.DataFrame(rows)
     order = [(r["reference"], method_order(r["method"]), r["config"], r["step"]) for r in curves.to_dict("records")]
     return curves.iloc[sorted(range(len(curves)), key=lambda i: order[i])].reset_index(drop=True)

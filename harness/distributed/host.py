@@ -121,9 +121,9 @@ class ModelHost:
         try:
             steps = self.steps(job)
             budget = self.budget.model_copy(update={"seed": self.seed})
+            method = METHODS.get(job.method)(**job.params)  # one instance: a partition is computed once
             original = steps[0][1].original
-            sets = [jobs for request, _ in steps
-                    for jobs in METHODS.get(job.method)(**job.params).plan(copy.deepcopy(original), request, budget)]
+            sets = [jobs for request, _ in steps for jobs in method.plan(copy.deepcopy(original), request, budget)]
         except Exception:  # noqa: BLE001  (reported by the job's own record)
             return []
         trainer = steps[0][1].shard_trainer()
@@ -159,8 +159,7 @@ class ModelHost:
                                          "settings": self.settings(), "forget_pairs": len(refs.task.forget)}
                    for record, (_, refs) in zip(out, steps)]
         except Exception as exc:  # the tasks or the references failed: records, not a crash
-            out = [r | {"dataset": self.dataset.name}
-                   for r in job_error_records(job, self.experiment, f"{type(exc).__name__}: {exc}")]
+            out = job_error_records(job, self.experiment, f"{type(exc).__name__}: {exc}", self.dataset.name)
         return [record | self._where() for record in out]
 
     def _where(self) -> dict:
@@ -176,12 +175,12 @@ def job_error_record(job: Job, experiment: str, message: str, dataset: str | Non
     return records.error_record(identity, message) | {"run_key": job.run_key, "experiment": experiment} | job.extra
 
 
-def job_error_records(job: Job, experiment: str, message: str) -> list[dict]:
+def job_error_records(job: Job, experiment: str, message: str, dataset: str | None = None) -> list[dict]:
     """The records of a job that produced none: one, or one per step of a sequence."""
+    record = job_error_record(job, experiment, message, dataset)
     if job.regime.steps == 1:
-        return [job_error_record(job, experiment, message)]
-    return [job_error_record(job, experiment, message) | {"run_key": step_key(job.run_key, t), "step": t}
-            for t in range(1, job.regime.steps + 1)]
+        return [record]
+    return [record | {"run_key": step_key(job.run_key, t), "step": t} for t in range(1, job.regime.steps + 1)]
 
 
 def _restarted() -> bool:

@@ -186,39 +186,29 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
             while inflight or any(waiting.values()):
                 ready = ray.wait(list(inflight), num_returns=1, timeout=WAIT_STEP if any(waiting.values()) else None)[0] \
                     if inflight else []
-                if not ready:  # a model waiting for its actors to start: look again
-                    for host in [h for h, w in waiting.items() if w]:
-                        release(host)
-                    continue
-                slot, job = inflight.pop(ready[0])
-                slot.alive = True
-                if job is None or job is PING:  # a warm-up (not read: a failure shows again in the jobs needing it)
+                if ready:
+                    slot, job = inflight.pop(ready[0])
+                    slot.alive = True
+                    if job is PLAN:  # a failed plan is []: its job records the error
+                        planning[slot.host] -= 1
+                        for key, shards in _plan(ready[0]):
+                            sets[slot.host].setdefault(key, shards)
+                    elif job is not None and job is not PING:  # (a warm-up is not read: a failure shows in its jobs)
+                        try:
+                            result = ray.get(ready[0])
+                            records = result if isinstance(result, list) else [result]  # a sequence: one per step
+                        except ray.exceptions.RayActorError as exc:  # Ray's restarts and retries are used up
+                            records = job_error_records(job, experiment.name, f"actor died: {str(exc).splitlines()[0]}")
+                        except ray.exceptions.RayTaskError as exc:
+                            records = job_error_records(job, experiment.name, str(exc).strip().splitlines()[-1])
+                        store.append(records)  # a sequence's steps together: its last step's key says it is done
+                        summary.done += 1
+                        summary.errors += any(r["status"] != "ok" for r in records)
+                        LOG.info("%s %s %s %s: %s %s", job.run_key, job.host_key, job.regime.regime, job.method,
+                                 records[-1]["status"], records[-1].get("error") or "")
+                        bar.update(1)
                     dispatch(slot)
-                    continue
-                if job is PLAN:  # a failed plan is []: its job records the error
-                    planning[slot.host] -= 1
-                    for key, shards in _plan(ready[0]):
-                        sets[slot.host].setdefault(key, shards)
-                    dispatch(slot)  # with the plans in, the slot checks the barrier
-                    for host in [h for h, w in waiting.items() if w]:
-                        release(host)
-                    continue
-                try:
-                    result = ray.get(ready[0])
-                    records = result if isinstance(result, list) else [result]  # a sequence: one per step
-                except ray.exceptions.RayActorError as exc:  # Ray's restarts and retries are used up
-                    records = job_error_records(job, experiment.name, f"actor died: {str(exc).splitlines()[0]}")
-                except ray.exceptions.RayTaskError as exc:
-                    records = job_error_records(job, experiment.name, str(exc).strip().splitlines()[-1])
-                store.append(records)  # a sequence's steps together: its last step's key says it is done
-                record = records[-1]
-                summary.done += 1
-                summary.errors += any(r["status"] != "ok" for r in records)
-                LOG.info("%s %s %s %s: %s %s", job.run_key, job.host_key, job.regime.regime, job.method,
-                         record["status"], record.get("error") or "")
-                bar.update(1)
-                dispatch(slot)
-                for host in [h for h, w in waiting.items() if w]:
+                for host in [h for h, w in waiting.items() if w]:  # a model whose sets may now start
                     release(host)
     except KeyboardInterrupt:
         summary.interrupted = True

@@ -178,15 +178,22 @@ def test_fairness_figures_of_a_record_when_the_groups_are_large_enough(tmp_path)
     assert math.isfinite(record["original_fairness_gap@20"])
 
 
-def test_a_sequence_of_requests_chains_the_model_and_measures_each_step_against_its_retrain(tmp_path):
+def _steps(cache, regime: str, epochs: int) -> list:
+    """Three 5% requests of ``regime`` on a tiny dataset: per step, its request and the
+    references of the cumulative task (LightGCN, ``epochs`` training epochs)."""
     from harness.data.regimes import make_steps
     from harness.data.tiny import tiny_dataset
-    from harness.protocol.unlearning import run_steps
 
     dataset = tiny_dataset(n_users=40, n_items=50)
-    steps = [(request, prepare(dataset, "lightgcn", cumulative, 0, train_overrides={"max_epochs": 5},
-                               cache_dir=tmp_path, progress=False, audit_size=100))
-             for request, cumulative in make_steps(dataset, "user", "random", 0.05, 3, seed=0)]
+    return [(request, prepare(dataset, "lightgcn", cumulative, 0, train_overrides={"max_epochs": epochs},
+                              cache_dir=cache, progress=False, audit_size=100))
+            for request, cumulative in make_steps(dataset, regime, "random", 0.05, 3, seed=0)]
+
+
+def test_a_sequence_of_requests_chains_the_model_and_measures_each_step_against_its_retrain(tmp_path):
+    from harness.protocol.unlearning import run_steps
+
+    steps = _steps(tmp_path, "user", epochs=5)
     retrain = run_steps(steps, "retrain")
     assert [r["step"] for r in retrain] == [1, 2, 3] and all(r["status"] == "ok" for r in retrain)
     for record, (_, refs) in zip(retrain, steps):  # step t's retrain is its reference, on every pair deleted so far
@@ -203,8 +210,6 @@ def test_a_sequence_of_requests_chains_the_model_and_measures_each_step_against_
 
 
 def test_each_step_starts_from_the_model_the_previous_step_left(tmp_path, monkeypatch):
-    from harness.data.regimes import make_steps
-    from harness.data.tiny import tiny_dataset
     from harness.protocol.unlearning import run_steps
 
     class AddsOne(MMRecUn):
@@ -218,18 +223,13 @@ def test_each_step_starts_from_the_model_the_previous_step_left(tmp_path, monkey
 
     monkeypatch.setitem(METHODS._items, "adds_one", AddsOne)
     AddsOne.name = "adds_one"
-    dataset = tiny_dataset(n_users=40, n_items=50)
-    steps = [(request, prepare(dataset, "lightgcn", cumulative, 0, train_overrides={"max_epochs": 2},
-                               cache_dir=tmp_path, progress=False, audit_size=100))
-             for request, cumulative in make_steps(dataset, "interaction", "random", 0.05, 3, seed=0)]
+    steps = _steps(tmp_path, "interaction", epochs=2)
     entries = [json.loads(r["decisions"])["entry"] for r in run_steps(steps, "adds_one")]
     start = float(steps[0][1].original.user_embedding[0, 0])
     assert entries == pytest.approx([start + 1, start + 2, start + 3])  # restarting each step would give start + 1 thrice
 
 
 def test_after_a_failed_step_the_later_steps_say_so(tmp_path, monkeypatch):
-    from harness.data.regimes import make_steps
-    from harness.data.tiny import tiny_dataset
     from harness.protocol.unlearning import run_steps
 
     class FailsAtStepTwo(MMRecUn):
@@ -242,10 +242,7 @@ def test_after_a_failed_step_the_later_steps_say_so(tmp_path, monkeypatch):
 
     monkeypatch.setitem(METHODS._items, "fails_at_two", FailsAtStepTwo)
     FailsAtStepTwo.name = "fails_at_two"
-    dataset = tiny_dataset(n_users=40, n_items=50)
-    steps = [(request, prepare(dataset, "lightgcn", cumulative, 0, train_overrides={"max_epochs": 2},
-                               cache_dir=tmp_path, progress=False, audit_size=100))
-             for request, cumulative in make_steps(dataset, "interaction", "random", 0.05, 3, seed=0)]
+    steps = _steps(tmp_path, "interaction", epochs=2)
     out = run_steps(steps, "fails_at_two")
     assert [r["status"] for r in out] == ["ok", "error", "error"]
     assert "boom at 2" in out[1]["error"] and out[2]["error"] == "step 2 failed" and out[2]["step"] == 3
