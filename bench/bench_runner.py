@@ -80,14 +80,15 @@ def overhead(args) -> None:
     import ray
 
     from harness.distributed.experiment import expand
+    from harness.data.datasets import load_dataset
     from harness.distributed.host import ModelHost, remote_host
 
     exp = experiment(args.dataset, args.backbone, 1, 2, regimes=("user",))
     jobs = expand(exp)
     kwargs = dict(training=exp.training, hparams={}, audit_size=exp.audit_size, cache_dir=exp.cache_dir,
                   plugins=[], num_threads=2, budget=exp.budget, experiment=exp.name)
-    host = ModelHost(exp.datasets[0], args.backbone, 0, **kwargs)
-    actor = remote_host(2, 0, 0).remote(exp.datasets[0], args.backbone, 0, **kwargs)
+    host = ModelHost(load_dataset(exp.datasets[0]), args.backbone, 0, **kwargs)
+    actor = remote_host(2, 0, 0).remote(ray.put(load_dataset(exp.datasets[0])), args.backbone, 0, **kwargs)
     host.run(jobs[0])
     ray.get(actor.run.remote(jobs[0]))  # both warm
     direct, remote = [], []

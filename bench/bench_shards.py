@@ -42,6 +42,7 @@ def main() -> None:
 
     connect(RaySettings(num_cpus=2))
     dataset = load_dataset(args.dataset)
+    shipped = ray.put(dataset)  # as the runner ships it (harness.distributed.host.ship_datasets)
     part = random_partition(dataset.train, dataset.n_users, dataset.n_items, args.shards, "user", seed=0)
     jobs = shard_jobs(part, dataset.train, dataset.valid, 0)
     training = {"max_epochs": args.epochs, "patience": args.epochs}
@@ -51,7 +52,7 @@ def main() -> None:
         for actors in (1, 2):
             with tempfile.TemporaryDirectory() as cache:
                 host = remote_host(1, 0, 0)
-                hosts = [host.remote(args.dataset, args.backbone, 0, training=training, hparams={}, audit_size=100,
+                hosts = [host.remote(shipped, args.backbone, 0, training=training, hparams={}, audit_size=100,
                                      cache_dir=cache, plugins=[], num_threads=1) for _ in range(actors)]
                 ray.get([h.info.remote() for h in hosts])  # started and loaded before the clock runs
                 seconds, cached, wall = train_set(hosts, jobs)

@@ -43,6 +43,7 @@ def main() -> None:
 
     from harness.distributed.cluster import connect
     from harness.distributed.experiment import RaySettings, make_job
+    from harness.data.datasets import load_dataset
     from harness.distributed.host import ModelHost
     from harness.distributed.store import ResultsStore
     from tuning.sweep import run_sweep, trial_records
@@ -67,7 +68,7 @@ def main() -> None:
             walls[n] = time.perf_counter() - start
             records = trial_records(ResultsStore(out), summary.sweep).sort_values("started_at")
         print(f"| 1 actor x 2 CPUs, {n} trials | {walls[n]:.1f} | {n / walls[n] * 60:.1f} |", flush=True)
-    host = ModelHost(exp.datasets[0], args.backbone, 0, training=exp.training, hparams={}, audit_size=exp.audit_size,
+    host = ModelHost(load_dataset(exp.datasets[0]), args.backbone, 0, training=exp.training, hparams={}, audit_size=exp.audit_size,
                      cache_dir=exp.cache_dir, plugins=[], num_threads=2, budget=exp.budget)
     seconds = []
     start = time.perf_counter()

@@ -108,7 +108,7 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
     if store.files() and not resume:
         raise UserError(f"{out}: already holds results; pass --resume to continue the comparison, or choose another --out")
     store.claim(manifest)
-    with ray_session(experiment.ray, address, out):
+    with ray_session(experiment, address, out):
         for spec, mine in plan:
             if tuned(spec):
                 run_sweep(mine, spec.name, trials, out, resume=True, address=address, progress=progress,

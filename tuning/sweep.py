@@ -60,7 +60,7 @@ from tqdm import tqdm
 from harness.core.errors import Interrupted, UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
-from harness.distributed.host import start_hosts
+from harness.distributed.host import load_datasets, ship_datasets, start_hosts
 from harness.distributed.runner import run_experiment
 from harness.distributed.store import ResultsStore, identity, with_sweep
 from harness.protocol.records import Objective, objectives
@@ -171,8 +171,9 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
     if len(sweep.done) and not resume:
         raise UserError(f"{out}: already holds sweep '{sweep.name}'; pass --resume to continue it, or choose another --out")
     search_space(METHODS.get(method), [], experiment.tune.space)  # a bad override fails before any work
+    sweep.datasets = load_datasets(experiment.datasets)  # a bad dataset too
     store.claim(sweep.manifest)
-    with ray_session(experiment.ray, address, out):
+    with ray_session(experiment, address, out):
         sweep.search()
         return sweep.summary(retest)
 
@@ -193,6 +194,7 @@ class _Sweep:
     progress: bool
     done: pd.DataFrame | None = None  # the trial records stored before this call
     manifest: dict | None = None  # the store identity the folder carries (harness.distributed.store)
+    datasets: dict | None = None  # {path: Dataset}, loaded on the driver (harness.distributed.host.load_datasets)
 
     def search(self) -> None:
         """Run the trials still missing on model-host actors (steps 1-3 of the module docstring)."""
@@ -202,7 +204,8 @@ class _Sweep:
         hosts: dict[int, list] = {}
         pools: dict = {}
         try:
-            hosts = {seed: start_hosts(experiment, dataset, backbone, seed, experiment.resources.actors_per_model)
+            shipped = ship_datasets(self.datasets)[dataset]
+            hosts = {seed: start_hosts(experiment, shipped, backbone, seed, experiment.resources.actors_per_model)
                      for seed in seeds}
             first = hosts[seeds[0]][0]
             space, fixed = search_space(METHODS.get(self.method), ray.get(first.branches.remote()), settings.space)

@@ -16,6 +16,7 @@ for the re-evaluated front (``split = "test"``, :meth:`tuning.sweep._Sweep.summa
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import math
 
@@ -55,6 +56,8 @@ class HostPool:
 
 def run_trial(config: dict, *, pools: dict, hosts: dict, experiment, dataset: str, backbone: str, method: str,
               fixed: dict, objective_names: list[str], sweep: str) -> None:
+    for module in experiment.plugins:  # a plugin method is registered in this process too (runtime_env ships it)
+        importlib.import_module(module)
     params = params_from(config, METHODS.get(method), fixed)
     extra = {"sweep": sweep, "split": "valid", "trial_id": tune.get_context().get_trial_id(),
              "config": json.dumps(config, sort_keys=True)}

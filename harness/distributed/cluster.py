@@ -1,4 +1,4 @@
-"""Starting or joining Ray, quietly and safely by default.
+"""Starting or joining Ray, quietly and safely by default, with what the workers need.
 
 ``connect`` joins the cluster at ``address`` (or ``RAY_ADDRESS``) or starts a local Ray:
 no dashboard unless asked, usage statistics off, token authentication off for a local
@@ -8,6 +8,19 @@ kept out of the terminal. The run's log (``_logs/run.log`` in the run folder) na
 Ray's session folder; when the run started that Ray itself, the workers' (actors')
 non-empty output is copied to ``_logs/ray/`` before it shuts down. :func:`ray_session`
 is the one place that does all of it around a run or a sweep.
+
+**What travels to the workers** (a worker node of a real cluster has none of the
+driver's files): datasets go through the object store
+(:func:`harness.distributed.host.ship_datasets`); the experiment's ``plugins`` go
+through Ray's ``runtime_env`` (``py_modules``: the top-level package or module of each,
+as Ray's "Environment Dependencies" guide does it), and with ``ray.ship_code = true`` so
+do the project's own packages and its distribution metadata (so a worker without the
+project installed reports the same package version in its code versions). A joined
+cluster is then checked (:func:`check_nodes`): each node runs :func:`environment` and the
+first difference from the driver (a library version, or the project's sources) is a
+one-line :class:`UserError` before any actor starts, not a pickling traceback later.
+``constraints.txt`` pins the versions the suite was tested with (``make`` installs from
+it; a cluster's nodes or ``runtime_env`` can use it).
 
 Stdout carries only what a command promises (its JSON, its summary and paths), so inside
 a session the driver's ``sys.stdout`` is the run log (:class:`LogStream`): Ray prints
@@ -20,34 +33,127 @@ engine prints its "Configuration for experiment" box and TensorBoard hint with
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.metadata
 import logging
 import os
 import re
 import shutil
+import sys
 import threading
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from harness.distributed.experiment import RaySettings
+from harness.core.errors import UserError
+from harness.core.versions import code_version
+from harness.distributed.experiment import Experiment, RaySettings
+
+#: the project's own packages (shipped with ``ray.ship_code``; their sources are compared across nodes)
+PACKAGES = ("backbones", "harness", "methods", "reports", "tuning")
+DISTRIBUTION = "tru-harness"
+#: how long a node may take to set up its runtime environment and answer :func:`environment`
+CHECK_TIMEOUT = 300.0
 
 LOG = logging.getLogger("tru")
 
 
-def connect(settings: RaySettings, address: str | None = None) -> bool:
-    """Start or join Ray; ``True`` when this call started it (the caller shuts it down)."""
+def connect(settings: RaySettings, address: str | None = None, env: dict | None = None) -> bool:
+    """Start or join Ray with the runtime environment ``env`` (:func:`runtime_env`);
+    ``True`` when this call started it (the caller shuts it down). A joined cluster is
+    checked (:func:`check_nodes`) before this returns."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs = {"include_dashboard": settings.dashboard, "log_to_driver": False, "logging_level": logging.WARNING}
+    kwargs = {"include_dashboard": settings.dashboard, "log_to_driver": False, "logging_level": logging.WARNING,
+              "runtime_env": env or {}}
     if address is None:
         kwargs |= {"num_cpus": settings.num_cpus, "object_store_memory": settings.object_store_mb * 2**20}
     ray.init(address=address, **kwargs)
     LOG.info("ray %s: %s; session logs in %s", "joined" if address else "started", ray.cluster_resources(),
              session_dir())
+    if address is not None:
+        try:
+            check_nodes()
+        except BaseException:
+            ray.shutdown()
+            raise
     return True
+
+
+def runtime_env(experiment: Experiment) -> dict:
+    """Ray's ``runtime_env`` of the job: ``py_modules`` with the top-level package (or
+    single-file module) of each plugin and, with ``ray.ship_code``, the project's packages
+    and its ``.dist-info`` folder (found on ``sys.path`` by ``importlib.metadata``)."""
+    tops = dict.fromkeys(module.split(".")[0] for module in experiment.plugins)
+    if experiment.ray.ship_code:
+        tops |= dict.fromkeys(PACKAGES)
+    modules: list = [importlib.import_module(name) for name in tops]
+    if experiment.ray.ship_code:
+        modules.append(_metadata_folder())
+    return {"py_modules": modules} if modules else {}
+
+
+def _metadata_folder() -> str:
+    """The ``.dist-info`` folder of the installed project (its version for code versions)."""
+    try:
+        distribution = importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(f"ray.ship_code: the project is not installed here (no {DISTRIBUTION} distribution); "
+                        "install it with `make` or `pip install -e .`") from None
+    return str(Path(distribution.locate_file(distribution._path.name)))  # type: ignore[attr-defined]
+
+
+def environment() -> dict[str, str]:
+    """What this process runs, as ``{name: version}``: Python, each distribution the
+    project requires (``importlib.metadata.requires``; without a local label, so a CPU
+    and a CUDA build of one torch release agree) and ``project sources`` (the code
+    version of :data:`PACKAGES`, :func:`harness.core.versions.code_version`)."""
+    found = {"python": sys.version.split()[0]}
+    for requirement in importlib.metadata.requires(DISTRIBUTION) or []:
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+        try:
+            found[name] = importlib.metadata.version(name).split("+")[0]  # 2.13.0+cpu and +cu128 builds agree
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found["project sources"] = code_version(PACKAGES)
+    return found
+
+
+def _probe() -> dict[str, str]:
+    """:func:`environment` as the node computes it (looked up there, not pickled from here)."""
+    return environment()
+
+
+def check_nodes(timeout: float = CHECK_TIMEOUT) -> None:
+    """Run :func:`environment` on every alive node of the cluster (in the job's runtime
+    environment) and compare it with the driver's; the first node that differs, or that
+    cannot run the project at all, is a one-line :class:`UserError`."""
+    ours = environment()
+    probe = ray.remote(num_cpus=0)(_probe)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote():
+            n for n in nodes}
+    fix = ("install the tested versions there (pip install -c constraints.txt -e .) or set ray.ship_code = true "
+           "for the project's own code")
+    for ref, node in refs.items():
+        where = f"node {node.get('NodeManagerAddress', '?')} ({node['NodeID'][:8]})"
+        try:
+            theirs = ray.get(ref, timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise UserError(f"{where}: did not answer within {timeout:.0f} s (is its runtime environment failing? "
+                            "see Ray's runtime_env logs there)") from None
+        except (ray.exceptions.RayError, ImportError) as exc:
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{where}: cannot run the project ({last}); {fix}") from None
+        for name in ours:
+            if theirs.get(name) != ours[name]:
+                raise UserError(f"{where}: {name} {theirs.get(name, 'missing')}, the driver has {ours[name]}; {fix}")
 
 
 def session_dir() -> str:
@@ -130,7 +236,7 @@ class LogStream:
 
 
 @contextlib.contextmanager
-def ray_session(settings: RaySettings, address: str | None, out: Path):
+def ray_session(experiment: Experiment, address: str | None, out: Path):
     """The ``with`` block of a run or a sweep writing into ``out``: the ``tru`` log goes to
     ``out/_logs/run.log``, and so does what the driver prints on stdout meanwhile (Ray's
     and Tune's lines, the module docstring); Ray is joined or started (:func:`connect`); on
@@ -139,7 +245,7 @@ def ray_session(settings: RaySettings, address: str | None, out: Path):
     with logging_to(out / "_logs"):
         stream = LogStream()
         with contextlib.redirect_stdout(stream):
-            started = connect(settings, address)
+            started = connect(experiment.ray, address, runtime_env(experiment))
             try:
                 yield
             finally:

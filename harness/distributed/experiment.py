@@ -97,6 +97,7 @@ class Resources(_Strict):
 
 class RaySettings(_Strict):
     dashboard: bool = False
+    ship_code: bool = Field(False, description="send the project's own packages to the workers (runtime_env)")
     object_store_mb: int = Field(512, ge=80, description="object store of a local Ray")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (default: all)")
 

@@ -1,7 +1,10 @@
 """A model host: one (dataset, backbone, seed) loaded once, serving unlearning jobs.
 
 Lifecycle: ``ModelHost(...)`` imports the experiment's plugins, sets torch's thread
-count, picks its device and loads the dataset; ``shard_plan(job)`` and
+count, picks its device and takes the dataset it is given: the driver loads and
+validates each dataset once and ships it through Ray's object store
+(:func:`ship_datasets`), so no actor reads the driver's files (a worker node of a real
+cluster has none of them); ``shard_plan(job)`` and
 ``train_shard(shard)`` let the runner train a partitioned method's shards across the
 model's actors before its job runs; ``run(job)`` builds the job's forget task,
 trains or loads (model cache) the original and the retrained reference the first time
@@ -16,6 +19,7 @@ it (Ray sets the device visibility of the actor's process; the harness never doe
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import json
 import os
@@ -27,7 +31,7 @@ import torch
 
 from harness.core.devices import pick_device
 from backbones import BACKBONES
-from harness.data.datasets import load_dataset
+from harness.data.datasets import Dataset, load_dataset
 from harness.data.regimes import make_steps, make_task
 from harness.distributed.experiment import Job, RegimeSpec, step_key
 from harness.protocol import records
@@ -39,14 +43,14 @@ from methods import METHODS, Budget, ForgetTask, ShardJob
 
 
 class ModelHost:
-    def __init__(self, dataset: str, backbone: str, seed: int, *, training: dict, hparams: dict,
+    def __init__(self, dataset: Dataset, backbone: str, seed: int, *, training: dict, hparams: dict,
                  audit_size: int, cache_dir: str, plugins: list[str], num_threads: int, use_gpu: bool = False,
                  budget: Budget = Budget(), experiment: str = "", report: bool = False):
         for module in plugins:
             importlib.import_module(module)
         torch.set_num_threads(max(1, num_threads))
         self.device = pick_device(use_gpu)
-        self.dataset = load_dataset(dataset)
+        self.dataset = owned(dataset)
         self.backbone, self.seed = backbone, seed
         self.training, self.hparams = training, hparams
         self.audit_size, self.cache_dir = audit_size, cache_dir
@@ -191,9 +195,31 @@ def _restarted() -> bool:
         return False
 
 
-def start_hosts(experiment, dataset: str, backbone: str, seed: int, count: int) -> list:
-    """``count`` actors hosting (``dataset``, ``backbone``, ``seed``) with the experiment's
-    resources; ``num_gpus = "auto"`` asks for 1 GPU each when the cluster has GPUs."""
+def owned(dataset: Dataset) -> Dataset:
+    """``dataset`` with arrays of its own: what Ray hands an actor is read-only memory of the
+    object store, shared by every actor of the node, and ``torch.from_numpy`` would share
+    (and could write into) it."""
+    return dataclasses.replace(dataset, train=dataset.train.copy(), valid=dataset.valid.copy(),
+                               test=dataset.test.copy(), features={m: f.copy() for m, f in dataset.features.items()})
+
+
+def load_datasets(paths) -> dict[str, Dataset]:
+    """``{path: dataset}`` of each of ``paths``, loaded and validated here on the driver,
+    once: a bad dataset is the driver's one-line :class:`harness.core.errors.UserError`
+    before anything is written or any actor starts."""
+    return {path: load_dataset(path) for path in dict.fromkeys(paths)}
+
+
+def ship_datasets(datasets: dict[str, Dataset]) -> dict:
+    """``{path: object ref}``: each dataset put once in Ray's object store; an actor given
+    the ref receives the arrays (zero-copy, read-only on its node), never a path."""
+    return {path: ray.put(dataset) for path, dataset in datasets.items()}
+
+
+def start_hosts(experiment, dataset, backbone: str, seed: int, count: int) -> list:
+    """``count`` actors hosting (``dataset``: an object ref of :func:`ship_datasets`,
+    ``backbone``, ``seed``) with the experiment's resources; ``num_gpus = "auto"`` asks for
+    1 GPU each when the cluster has GPUs."""
     resources = experiment.resources
     gpus = resources.num_gpus
     if gpus == "auto":

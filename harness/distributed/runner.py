@@ -39,7 +39,7 @@ from tqdm import tqdm
 from harness.core.errors import UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, Job, expand
-from harness.distributed.host import job_error_records, start_hosts
+from harness.distributed.host import job_error_records, load_datasets, ship_datasets, start_hosts
 from harness.distributed.shards import partitioned, train_sets
 from harness.distributed.store import ResultsStore, identity
 
@@ -111,13 +111,15 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     summary = RunSummary(out, total=len(todo) + skipped, skipped=skipped)
     if not todo:
         return summary
+    datasets = load_datasets(job.dataset for job in todo)
     store.claim(manifest)
-    with ray_session(experiment.ray, address, out):
-        _run(experiment, todo, store, summary, progress)
+    with ray_session(experiment, address, out):
+        _run(experiment, todo, ship_datasets(datasets), store, summary, progress)
     return summary
 
 
-def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: RunSummary, progress: bool) -> None:
+def _run(experiment: Experiment, todo: list[Job], datasets: dict, store: ResultsStore, summary: RunSummary,
+         progress: bool) -> None:
     """Dispatch ``todo`` to actors and store each record as it comes (see the module docstring)."""
     start = time.perf_counter()
     slots: list[_Slot] = []
@@ -125,7 +127,7 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
         queues = collections.defaultdict(list)
         for job in todo:
             queues[job.host_key].append(job)
-        slots = _start_actors(experiment, queues)
+        slots = _start_actors(experiment, queues, datasets)
         warmups = {host: [(None, False)] + [(regime, second) for regime in {j.task_key: j.regime for j in jobs}.values()
                                             for second in [False] + [True] * experiment.is_report_seed(host[2])]
                    for host, jobs in queues.items() if sum(s.host == host for s in slots) > 1}
@@ -220,11 +222,12 @@ def _run(experiment: Experiment, todo: list[Job], store: ResultsStore, summary: 
         LOG.info("run ended: %s", summary)
 
 
-def _start_actors(experiment: Experiment, queues: dict) -> list[_Slot]:
+def _start_actors(experiment: Experiment, queues: dict, datasets: dict) -> list[_Slot]:
     slots = [
         _Slot(actor, host)
         for host, jobs in queues.items()
-        for actor in start_hosts(experiment, *host, min(experiment.resources.actors_per_model, len(jobs)))
+        for actor in start_hosts(experiment, datasets[host[0]], *host[1:],
+                                 min(experiment.resources.actors_per_model, len(jobs)))
     ]
     LOG.info("started %d actors (%s each)", len(slots), experiment.resources)
     return slots

@@ -1,6 +1,7 @@
 """A simulated two-node cluster, each node declaring one GPU (no real device here)."""
 
 import os
+from pathlib import Path
 
 import pandas as pd
 
@@ -30,3 +31,33 @@ def test_one_gpu_actor_per_node_and_no_device_variables_touched(experiment_file,
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_every_node_must_run_the_drivers_versions(ray_local, monkeypatch):
+    import pytest
+
+    import harness.distributed.cluster as cluster
+    from harness.core.errors import UserError
+
+    cluster.check_nodes(timeout=120)  # one local node: the driver's own environment
+    real = cluster.environment()
+    assert {"python", "torch", "ray", "numpy", "project sources"} <= set(real)
+    assert "+" not in real["torch"]  # a CPU and a CUDA build of one release agree
+    monkeypatch.setattr(cluster, "environment", lambda: real | {"torch": "0.0.1"})  # the driver's side only
+    with pytest.raises(UserError, match=rf"^node .*: torch {real['torch']}, the driver has 0.0.1; install") as info:
+        cluster.check_nodes(timeout=120)
+    assert "\n" not in str(info.value)
+
+
+def test_the_runtime_env_ships_plugins_and_on_request_the_project(experiment_file):
+    import harness
+    import methods
+    from harness.distributed.cluster import PACKAGES, runtime_env
+    from harness.distributed.experiment import load_experiment
+
+    plain = load_experiment(experiment_file(plugins='["methods.faults"]'))
+    assert runtime_env(plain) == {"py_modules": [methods]}  # the plugin's top-level package, not methods.faults
+    assert runtime_env(load_experiment(experiment_file(plugins="[]"))) == {}
+    shipped = runtime_env(load_experiment(experiment_file(plugins="[]", ray="{ship_code = true}")))["py_modules"]
+    assert [m.__name__ for m in shipped[:-1]] == list(PACKAGES) and harness in shipped
+    assert Path(shipped[-1]).name.startswith("tru_harness-") and (Path(shipped[-1]) / "METADATA").is_file()

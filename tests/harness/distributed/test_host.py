@@ -1,11 +1,12 @@
 import harness.distributed.host as host_module
 from harness.distributed.experiment import expand, load_experiment
 from harness.distributed.host import ModelHost
+from harness.data.datasets import load_dataset
 
 
 def make_host(exp):
     job = expand(exp)[0]
-    return ModelHost(job.dataset, job.backbone, job.seed, training=exp.training, hparams={}, audit_size=exp.audit_size,
+    return ModelHost(load_dataset(job.dataset), job.backbone, job.seed, training=exp.training, hparams={}, audit_size=exp.audit_size,
                      cache_dir=exp.cache_dir, plugins=exp.plugins, num_threads=1, budget=exp.budget,
                      experiment=exp.name)
 
