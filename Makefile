@@ -1,6 +1,6 @@
 # `make run`: create .venv if missing and run the default job.
 # `make test`: create .venv if missing, check the layers (lint-imports) and run the test suite.
-# `make test-cluster`: the multi-node test whose worker node cannot read the driver's folders (~3 min).
+# `make test-cluster`: the cluster paths: a two-node Ray whose worker cannot read the driver's folders, Ray Data (~4 min).
 # `make constraints`: rewrite constraints.txt from .venv (the versions the suite passed with).
 # Installs take every version from constraints.txt, so a cluster's nodes can match the driver.
 PYTHON ?= python3.11

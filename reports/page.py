@@ -142,13 +142,14 @@ def _in(frame: pd.DataFrame, cell: tuple) -> pd.DataFrame:
     return frame[(frame[CELL] == pd.Series(cell, index=CELL)).all(axis=1)] if not frame.empty else frame
 
 
-def build_page(frame: pd.DataFrame, title: str, sweeps: list[dict] = ()) -> tuple[str, list]:
+def build_page(frame: pd.DataFrame, title: str, sweeps: list[dict] = (), engine: str = "pandas") -> tuple[str, list]:
     """The HTML text and the ``(name, figure)`` list of the records in ``frame``
-    (``sweeps``: the ``_sweeps/*.json`` of the folder)."""
+    (``sweeps``: the ``_sweeps/*.json`` of the folder; ``engine``: who summarises the
+    configurations, :func:`reports.tables.method_table`)."""
     records = tidy(frame)
     if records.empty:
         raise UserError("no successful records to report")
-    table, ref_rows = method_table(records), reference_rows(records)
+    table, ref_rows = method_table(records, engine), reference_rows(records)
     pts = points(table)
     front, hv, refs = fronts(pts), hypervolumes(pts), references(records)
     figures = cell_figures(pts, front, refs)
@@ -252,14 +253,20 @@ def read_sweeps(store_folder: str | Path) -> list[dict]:
 
 
 def write_report(store_folder: str | Path, path: str | Path | None = None, png_folder: str | Path | None = None) -> Path:
-    """Write the report of the store in ``store_folder`` to ``path`` (default
-    ``store_folder/_report.html``); returns the path."""
+    """Write the report of the store in ``store_folder`` (a folder or a URI,
+    :class:`harness.distributed.store.ResultsStore`) to ``path`` (default
+    ``store_folder/_report.html``; a store on a URI needs ``path``); returns the path. A
+    store on a URI or a large one is read and summarised through Ray Data."""
     store = ResultsStore(store_folder)
     if not store.files():
         raise UserError(f"{store_folder}: no results store here (no record files)")
+    if path is None and store.uri:
+        raise UserError(f"{store_folder}: a store on a URI; name the report's file with -o PATH")
     path = Path(path) if path else Path(store_folder) / "_report.html"
-    text, figures = build_page(store.read(), f"tru-harness report: {Path(store_folder).resolve().name}",
-                               read_sweeps(store_folder))
+    engine = "ray" if store.uses_ray_data() else "pandas"
+    name = Path(store.root).name
+    text, figures = build_page(store.read(engine), f"tru-harness report: {name}",
+                               [] if store.uri else read_sweeps(store_folder), engine)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8") as f:
         f.write(text)

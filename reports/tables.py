@@ -189,23 +189,40 @@ def _values(group: pd.DataFrame, name: str) -> pd.Series:
     return group[name].astype(float) if name in group else pd.Series(np.nan, index=group.index)
 
 
-def method_table(records: pd.DataFrame) -> pd.DataFrame:
+def method_table(records: pd.DataFrame, engine: str = "pandas") -> pd.DataFrame:
     """Per cell and configuration: mean, std (``ddof = 1``; 0 for one seed) and 95% t-interval
     over seeds of every field of :data:`FIELDS` (columns ``field``, ``field_std``,
-    ``field_low``, ``field_high``), the mean of :data:`CONTEXT`, the number of seeds, the params."""
+    ``field_low``, ``field_high``), the mean of :data:`CONTEXT`, the number of seeds, the params.
+
+    ``engine``: ``"pandas"`` here, or ``"ray"``: the groups are summarised by Ray Data
+    (``groupby(...).map_groups``, on the cluster or a local Ray), for a store too large or
+    too remote for one machine; both give the same table (one :func:`_configuration_row`)."""
     shown = records[records["kind"] != "trial"]
-    rows = []
-    for (cell, label), group in _grouped(shown):
-        row = dict(zip(CELL, cell)) | {"label": label, "method": group["method"].iloc[0],
-                                       "params": group["params"].iloc[0], "seeds": group["seed"].nunique()}
-        row = _summarise(row, {field: _values(group, field) for field in FIELDS})
-        row |= {name: _values(group, name).mean() for name in CONTEXT}
-        rows.append(row)
-    table = pd.DataFrame(rows)
+    if engine == "ray" and not shown.empty:
+        import ray.data
+
+        keys = CELL + ["label"]
+        columns = list(dict.fromkeys(keys + ["method", "params", "seed"] + [c for c in (*FIELDS, *CONTEXT) if c in shown]))
+        groups = shown.groupby(keys).ngroups
+        grouped = ray.data.from_pandas(shown[columns].reset_index(drop=True)).groupby(keys, num_partitions=min(groups, 16))
+        rows = grouped.map_groups(lambda g: pd.DataFrame([_configuration_row(g)]), batch_format="pandas").to_pandas()
+        table = pd.DataFrame(rows.to_dict("records"))[list(_configuration_row(shown.iloc[:1]))]  # as the pandas path builds it
+        figures = [c for c in table if c not in keys + ["method", "params", "seeds"]]
+        table[figures] = table[figures].astype(float)  # an all-missing field comes back as nulls
+    else:
+        table = pd.DataFrame([_configuration_row(group) for _, group in _grouped(shown)])
     if table.empty:
         return table
     table["_order"] = [method_order(m) for m in table["method"]]
     return table.sort_values(CELL + ["_order", "label"]).drop(columns="_order").reset_index(drop=True)
+
+
+def _configuration_row(group: pd.DataFrame) -> dict:
+    """The :func:`method_table` row of one (cell, label) group of records."""
+    row = {c: group[c].iloc[0] for c in CELL} | {"label": group["label"].iloc[0], "method": group["method"].iloc[0],
+                                                 "params": group["params"].iloc[0], "seeds": group["seed"].nunique()}
+    row = _summarise(row, {field: _values(group, field) for field in FIELDS})
+    return row | {name: _values(group, name).mean() for name in CONTEXT}
 
 
 def _grouped(frame: pd.DataFrame):

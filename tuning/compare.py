@@ -43,7 +43,7 @@ from harness.core.errors import Interrupted, UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.runner import run_experiment
-from harness.distributed.store import ResultsStore, identity
+from harness.distributed.store import ResultsStore, identity, run_folder
 from harness.protocol.records import objectives
 from methods import METHODS
 from reports.statistics import interval, paired_wins, wins
@@ -98,7 +98,7 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
     single_requests(experiment, "tru compare")
-    out = Path(out).resolve()
+    out = run_folder(out).resolve()
     store = ResultsStore(out)
     specs = experiment.method_specs()
     cells = [(d, b, r) for d in experiment.datasets for b in experiment.backbones for r in experiment.regimes]

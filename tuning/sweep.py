@@ -62,7 +62,7 @@ from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.host import load_datasets, ship_datasets, start_hosts
 from harness.distributed.runner import run_experiment
-from harness.distributed.store import ResultsStore, identity, with_sweep
+from harness.distributed.store import ResultsStore, identity, run_folder, with_sweep
 from harness.protocol.records import Objective, objectives
 from methods import METHODS
 from reports.pareto import pareto_mask
@@ -161,7 +161,7 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
     single_requests(experiment, "tru tune")
-    out = Path(out).resolve()
+    out = run_folder(out).resolve()
     store = ResultsStore(out)
     sweep = _Sweep(experiment, method, trials, out, store, sweep_name(experiment, method),
                    objectives(experiment.tune.objectives), address, progress)

@@ -41,7 +41,7 @@ from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, Job, expand
 from harness.distributed.host import job_error_records, load_datasets, ship_datasets, start_hosts
 from harness.distributed.shards import partitioned, train_sets
-from harness.distributed.store import ResultsStore, identity
+from harness.distributed.store import ResultsStore, identity, run_folder
 
 LOG = logging.getLogger("tru")
 
@@ -101,7 +101,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     ``experiment``'s own; a sweep or ``tru compare`` passes the one of the experiment the
     folder belongs to). A folder of another experiment or other settings is refused before
     anything is written."""
-    out = Path(out)
+    out = run_folder(out)
     store = ResultsStore(out)
     manifest = manifest or identity(experiment)
     store.check(manifest)

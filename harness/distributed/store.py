@@ -1,5 +1,14 @@
 """The results store: a folder of append-only Parquet files, one per record batch, and
-the manifest of the experiment it belongs to.
+the manifest of the experiment it belongs to; the folder is a local path or a URI.
+
+**Where it lives** (:func:`filesystem`): a local folder, or any URI ``pyarrow.fs`` opens
+(``s3://``, ``gs://``, ``hdfs://``, ``abfs://``, ``file://``), or one ``fsspec`` opens
+(its other protocols, through ``pyarrow.fs.FSSpecHandler``). On a local filesystem a
+file is written under a temporary name and renamed; on an object store, where a rename
+is a copy, it is written once under its final name (an object appears whole on close).
+**Reading** goes through pandas (pyarrow) for a local store, and through Ray Data's
+Parquet reader (:meth:`ResultsStore.read`) for a store on a URI or larger than
+:data:`LARGE_BYTES`: the files are read in parallel on the cluster (or a local Ray).
 
 Each batch is written to a hidden temporary name (``.part-*.tmp``) and renamed, so a
 crash never leaves a partial file and ``pandas.read_parquet(DIR)`` reads every record
@@ -47,11 +56,13 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from harness.core.errors import UserError
@@ -62,6 +73,26 @@ MANIFEST = "_experiment.json"
 REQUIRED = ("run_key", "status") + IDENTITY
 #: manifest keys that must be equal (dotted paths below them are compared one by one)
 FIXED = ("experiment", "training", "budget", "audit_size")
+#: a local store whose record files exceed this many bytes is read with Ray Data
+LARGE_BYTES = 1 << 30
+
+
+def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path in it)`` of a local folder (made absolute) or a URI; a URI
+    neither pyarrow nor fsspec opens is a one-line :class:`UserError`."""
+    text = str(location)
+    if "://" not in text:
+        return pafs.LocalFileSystem(), str(Path(text).absolute())
+    try:
+        return pafs.FileSystem.from_uri(text)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OSError) as arrow_error:
+        try:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(text)
+        except (ImportError, ValueError, OSError) as exc:
+            raise UserError(f"{text}: not a folder nor a URI pyarrow or fsspec can open ({arrow_error}; {exc})") from None
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
 
 
 def identity(experiment, sweeps: dict | None = None) -> dict:
@@ -147,96 +178,146 @@ def _merged(stored: dict, new: dict) -> dict:
     return merged
 
 
+def run_folder(out: str | Path) -> Path:
+    """``out`` of ``tru run`` / ``tune`` / ``compare`` as a local folder: besides its
+    records a run keeps local files there (its log, Tune's state, the Optuna study), so a
+    URI is refused in one line (:class:`UserError`); ``tru report`` reads a store on a URI."""
+    if "://" in str(out):
+        raise UserError(f"--out {out}: runs write into a local folder (their log, Tune's state and the study are "
+                        "local files); write there and copy the folder to the URI, whose store tru report can read")
+    return Path(out)
+
+
 class ResultsStore:
-    """Append-only records in ``folder`` (created on first write)."""
+    """Append-only records in ``location`` (a folder or a URI; created on first write)."""
 
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
+    def __init__(self, location: str | Path):
+        self.location = str(location)
+        self.fs, self.root = filesystem(location)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)  # renames are atomic here
+        self.uri = "://" in self.location  # on a cluster: a shared mount or an object store
 
-    def files(self) -> list[Path]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(p for p in self.folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+    def _path(self, name: str) -> str:
+        return posixpath.join(self.root, name) if not self.local else str(Path(self.root) / name)
+
+    def files(self) -> list[str]:
+        """Paths (in :attr:`fs`) of the record files, sorted."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")
+                      and not posixpath.basename(i.path).startswith((".", "_")))
 
     def manifest(self) -> dict | None:
         """The stored manifest (None when there is none); an unreadable one is a :class:`UserError`."""
-        path = self.folder / MANIFEST
-        if not path.is_file():
+        path = self._path(MANIFEST)
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
             return None
         try:
-            value = json.loads(path.read_text())
+            with self.fs.open_input_stream(path) as handle:
+                value = json.loads(handle.read())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: not a results-store manifest ({exc}); use another --out") from None
+            raise UserError(f"{self._shown(MANIFEST)}: not a results-store manifest ({exc}); use another --out") from None
         if not isinstance(value, dict):
-            raise UserError(f"{path}: not a results-store manifest (not a JSON object); use another --out")
+            raise UserError(f"{self._shown(MANIFEST)}: not a results-store manifest (not a JSON object); "
+                            "use another --out")
         return value
+
+    def _shown(self, name: str = "") -> str:
+        """How errors name the store (or a file in it): as the user gave it."""
+        return posixpath.join(self.location, name) if name else self.location
 
     def check(self, manifest: dict) -> None:
         """Refuse (:class:`UserError`, nothing written) a folder that is a file, or a store
         whose manifest the experiment of ``manifest`` may not write into (module docstring)."""
-        for path in (self.folder, *self.folder.parents):
-            if path.exists() and not path.is_dir():
-                raise UserError(f"{path}: is a file, not a results folder; use another --out")
+        if self.local:
+            for path in (Path(self.root), *Path(self.root).parents):
+                if path.exists() and not path.is_dir():
+                    raise UserError(f"{path}: is a file, not a results folder; use another --out")
+        elif self.fs.get_file_info(self.root).type == pafs.FileType.File:
+            raise UserError(f"{self.location}: is a file, not a results folder; use another --out")
         stored = self.manifest()
         if not self.files():
             return
         if stored is None:
-            raise UserError(f"{self.folder}: holds records but no {MANIFEST} (written before results folders "
+            raise UserError(f"{self.location}: holds records but no {MANIFEST} (written before results folders "
                             "recorded their experiment), so its settings cannot be checked; use another --out")
         present = set(self._dataset(self.files()).read(columns=["sweep"])["sweep"].drop_null().to_pylist())
         stored = stored | {"sweeps": {k: v for k, v in stored.get("sweeps", {}).items() if k in present}}
         found = differences(stored, manifest)
         if found:
-            raise UserError(f"{self.folder}: {found}; use another --out")
+            raise UserError(f"{self.location}: {found}; use another --out")
 
     def claim(self, manifest: dict) -> None:
         """:meth:`check`, then write the manifest (merged with the stored one) atomically."""
         self.check(manifest)
         stored = self.manifest() if self.files() else None
-        self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
-        with temporary.open("w") as handle:
-            handle.write(json.dumps(_merged(stored or {}, manifest), indent=1, sort_keys=True, default=str))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.folder / MANIFEST)
+        text = json.dumps(_merged(stored or {}, manifest), indent=1, sort_keys=True, default=str)
+        self._write(MANIFEST, lambda handle: handle.write(text.encode()))
 
-    def append(self, records: list[dict]) -> Path:
+    def append(self, records: list[dict]) -> str:
         """Write ``records`` as one new file, atomically; unknown fields are an error."""
         unknown = sorted({k for r in records for k in r} - set(SCHEMA.names))
         if unknown:
             raise ValueError(f"record fields not in the store schema: {unknown}")
         table = pa.Table.from_pylist(records, schema=SCHEMA)
-        self.folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{pd.Timestamp.now('UTC').strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
-        temporary = self.folder / f".{name}.tmp"
-        with temporary.open("wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.folder / name)
-        return self.folder / name
+        return self._write(name, lambda handle: pq.write_table(table, handle))
 
-    def _dataset(self, files: list[Path]) -> pq.ParquetDataset:
+    def _write(self, name: str, write) -> str:
+        """``write(handle)`` into ``name`` so that it appears whole or not at all: a local
+        file is written under a hidden temporary name, synced and renamed; an object is
+        written once under its final name."""
+        final = self._path(name)
+        if self.local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            temporary = Path(self.root) / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+            try:
+                with temporary.open("wb") as handle:
+                    write(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, final)
+            finally:
+                temporary.unlink(missing_ok=True)
+            return final
+        self.fs.create_dir(self.root, recursive=True)
+        with self.fs.open_output_stream(final) as handle:
+            write(handle)
+        return final
+
+    def _dataset(self, files: list[str]) -> pq.ParquetDataset:
         """The record files as one dataset; a file that is not a record file (no
         :data:`REQUIRED` columns, not Parquet) is a :class:`UserError` naming it."""
         for path in files:
+            name = posixpath.basename(path)
             try:
-                names = set(pq.read_schema(path).names)
+                names = set(pq.read_schema(path, filesystem=self.fs).names)
             except (OSError, pa.ArrowException) as exc:
-                raise UserError(f"{self.folder}: {path.name} is not a Parquet file ({exc})") from None
+                raise UserError(f"{self.location}: {name} is not a Parquet file ({exc})") from None
             missing = [c for c in REQUIRED if c not in names]
             if missing:
-                raise UserError(f"{self.folder}: not a results store ({path.name} has no column "
+                raise UserError(f"{self.location}: not a results store ({name} has no column "
                                 f"{', '.join(missing)})")
-        return pq.ParquetDataset([str(f) for f in files], schema=SCHEMA)
+        return pq.ParquetDataset(files, schema=SCHEMA, filesystem=self.fs)
 
-    def read(self) -> pd.DataFrame:
-        """Every stored record (an empty frame with the schema's columns when none)."""
+    def uses_ray_data(self) -> bool:
+        """Whether :meth:`read` goes through Ray Data: a store on a URI (``file://`` too: on
+        a cluster, a shared mount), or a large one."""
+        if self.uri:
+            return True
+        return sum(i.size for i in self.fs.get_file_info(self.files())) > LARGE_BYTES
+
+    def read(self, engine: str | None = None) -> pd.DataFrame:
+        """Every stored record (an empty frame with the schema's columns when none).
+        ``engine``: ``"pandas"`` (pyarrow on this machine) or ``"ray"`` (Ray Data's
+        ``read_parquet`` on the cluster, or a local Ray it starts); default
+        :meth:`uses_ray_data`. Both give the same frame."""
         files = self.files()
         if not files:
             return SCHEMA.empty_table().to_pandas()
-        return self._dataset(files).read().to_pandas()
+        dataset = self._dataset(files)  # checks every file first
+        if (engine or ("ray" if self.uses_ray_data() else "pandas")) == "pandas":
+            return dataset.read().to_pandas()
+        return _ray_read(files, self.fs)
 
     def keys(self) -> set[str]:
         """``run_key`` of every stored record."""
@@ -244,3 +325,23 @@ class ResultsStore:
         if not files:
             return set()
         return set(self._dataset(files).read(columns=["run_key"])["run_key"].to_pylist())
+
+
+def _ray_read(files: list[str], fs: pafs.FileSystem) -> pd.DataFrame:
+    """The record files read by Ray Data (``ray.data.read_parquet`` with the store's
+    schema), in file order, as pandas: the same frame as the pandas path."""
+    import ray.data
+
+    table = ray.data.read_parquet(files, filesystem=fs, schema=SCHEMA, shuffle=None,
+                                  include_paths=True).to_arrow_refs()
+    import ray
+
+    parts = [t for t in ray.get(table) if t.num_rows]
+    if not parts:
+        return SCHEMA.empty_table().to_pandas()
+    merged = pa.concat_tables(parts)
+    order = {path: index for index, path in enumerate(files)}
+    rank = pa.array([order[p] for p in merged["path"].to_pylist()])
+    merged = merged.append_column("_file", rank).drop_columns(["path"])
+    merged = merged.sort_by([("_file", "ascending")]).drop_columns(["_file"])
+    return merged.select(SCHEMA.names).cast(SCHEMA).to_pandas()

@@ -154,3 +154,16 @@ def test_trials_are_drawn_and_tabled_at_validation_figures_only(records):
     assert "validation" in trial_fig.layout.yaxis.title.text
     trials = text.split("<h3>sweep trials: development seeds, validation figures</h3>")[1]
     assert "<td>tru t1</td><td>1</td><td>0.1400</td><td>0.400</td>" in trials and "0.1500" not in trials
+
+
+@pytest.mark.cluster  # Ray Data's start-up: make test-cluster
+def test_a_store_on_a_uri_gives_the_report_of_the_same_folder(ray_local, store_folder, tmp_path):
+    """A ``file://`` store is read and summarised through Ray Data, a folder through pandas:
+    the two pages are the same text (the table, the points, the figures)."""
+    uri = f"file://{store_folder}"
+    with pytest.raises(UserError, match="a store on a URI; name the report's file with -o PATH"):
+        write_report(uri)
+    local = write_report(store_folder, tmp_path / "local.html").read_text()
+    remote = write_report(uri, tmp_path / "remote.html").read_text()
+    assert ResultsStore(uri).uses_ray_data() and not ResultsStore(store_folder).uses_ray_data()
+    assert local == remote

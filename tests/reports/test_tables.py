@@ -146,3 +146,15 @@ def test_trial_points_read_validation_figures_only():
     assert row["seeds"] == 2 and bool(row["front"])  # re-evaluated on report seeds: on the validation front
     ref = trial_references(tidy(frame)).iloc[0]
     assert ref["original_retain_valid_ndcg@20"] == pytest.approx(0.125) and ref["retrain_forget_ks"] == 0.0
+
+
+@pytest.mark.cluster  # Ray Data's start-up: make test-cluster
+def test_ray_data_summarises_the_configurations_exactly_as_pandas(ray_local, records):
+    """Two cells, several seeds, a NaN field (one seed: zero-width interval) and an error
+    record: the table Ray Data's groupby builds equals the pandas one, column for column."""
+    more = pd.concat([records, records.assign(regime="item", seed=records["seed"] + 10)], ignore_index=True)
+    more.loc[3, "privleak"] = float("nan")
+    tidied = tidy(more)
+    by_pandas, by_ray = method_table(tidied), method_table(tidied, "ray")
+    assert len(by_pandas) == 10 and by_pandas["seeds"].max() == 2
+    pd.testing.assert_frame_equal(by_pandas, by_ray)

@@ -33,7 +33,7 @@ def test_run_then_resume_skips_exactly_what_is_stored(ray_local, experiment_file
         run_experiment(exp, out, progress=False)
     assert run_experiment(exp, out, resume=True, progress=False).done == 0  # nothing left to do
 
-    lost = ResultsStore(out).files()[1]
+    lost = Path(ResultsStore(out).files()[1])
     lost_key = pd.read_parquet(lost)["run_key"].item()
     lost.unlink()
     summary = run_experiment(exp, out, resume=True, progress=False)

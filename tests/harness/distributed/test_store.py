@@ -67,3 +67,59 @@ def test_every_field_of_a_real_record_fits_the_schema(tmp_path):
     stored = ResultsStore(tmp_path).read().iloc[0]
     for key, value in rec.items():
         assert stored[key] == value or (value != value and stored[key] != stored[key]), key  # NaN stays NaN
+
+
+def _records(n: int) -> list[dict]:
+    return [record(f"k{i}", seed=i % 3, regime=["interaction", "user"][i % 2], **{"forget_ks": i / 10})
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("uri", ["file://{tmp}/store", "memory://tru-test-{name}/store"])
+def test_a_store_on_a_uri_writes_reads_and_claims_like_a_folder(tmp_path, uri, request):
+    """``file://`` goes through pyarrow's own filesystems, ``memory://`` through fsspec's
+    (an object store's code path: no rename; it lives in this process only, so it is read
+    with pandas here, not by Ray Data's workers)."""
+    location = uri.format(tmp=tmp_path, name=request.node.name.replace("[", "-").replace("]", "").replace("/", "-"))
+    store = ResultsStore(location)
+    assert store.files() == [] and store.manifest() is None
+    manifest = {"experiment": "e", "training": {}, "hparams": {}, "budget": {}, "audit_size": 10,
+                "report_seeds": [0], "development_seeds": [1], "sweeps": {}}
+    store.claim(manifest)
+    store.append(_records(3)[:2])
+    store.append(_records(3)[2:])
+    again = ResultsStore(location)  # a second process opening the same URI
+    assert again.keys() == {"k0", "k1", "k2"} and again.manifest()["experiment"] == "e"
+    frame = again.read("pandas")
+    assert list(frame["run_key"]) == ["k0", "k1", "k2"] and list(frame.columns) == SCHEMA.names
+    assert not [f for f in again.fs.get_file_info(__import__("pyarrow.fs").fs.FileSelector(again.root))
+                if f.base_name.endswith(".tmp")]
+    with pytest.raises(Exception, match="made by experiment 'e'"):
+        again.check(manifest | {"experiment": "other"})
+
+
+def test_a_uri_nothing_can_open_is_one_line(tmp_path):
+    from harness.core.errors import UserError
+
+    with pytest.raises(UserError, match=r"^nosuchscheme://x/y: not a folder nor a URI") as info:
+        ResultsStore("nosuchscheme://x/y")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.cluster  # Ray Data's start-up: make test-cluster
+def test_ray_data_and_pandas_read_the_same_records(ray_local, tmp_path):
+    store = ResultsStore(f"file://{tmp_path}/out")
+    for chunk in range(4):  # several files, of several sizes, out of name order is not possible (timestamps)
+        store.append(_records(5 + chunk)[chunk:])
+    assert store.uses_ray_data() and not ResultsStore(tmp_path / "out").uses_ray_data()  # a URI: Ray Data
+    by_pandas, by_ray = store.read("pandas"), store.read("ray")
+    pd.testing.assert_frame_equal(by_pandas, by_ray)
+    assert len(by_pandas) == sum(5 for _ in range(4))
+
+
+def test_runs_refuse_an_out_on_a_uri_in_one_line():
+    from harness.core.errors import UserError
+    from harness.distributed.store import run_folder
+
+    with pytest.raises(UserError, match=r"^--out s3://bucket/runs: runs write into a local folder"):
+        run_folder("s3://bucket/runs")
+    assert str(run_folder("runs/x")) == "runs/x"
