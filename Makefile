@@ -1,7 +1,7 @@
 # `make run`: create .venv if missing and run the default job.
 # `make test`: create .venv if missing, check the layers (lint-imports) and run the test suite.
 # `make test-cluster`: the cluster paths: a two-node Ray whose worker cannot read the driver's folders, Ray Data (~4 min).
-# `make constraints`: rewrite constraints.txt from .venv (the versions the suite passed with).
+# `make constraints`: rewrite constraints.txt from .venv (run it after `make test` passes: the versions it passed with).
 # Installs take every version from constraints.txt, so a cluster's nodes can match the driver.
 PYTHON ?= python3.11
 VENV := .venv
@@ -32,4 +32,4 @@ test-cluster: $(STAMP)
 constraints: $(STAMP)
 	{ echo "# The versions the test suite passed with (make constraints); make installs from it."; \
 	  echo "# Local labels (+cpu) are dropped, so a GPU machine takes the same release's CUDA build."; \
-	  $(VENV)/bin/python -m pip freeze --exclude-editable | sed 's/+[^ ]*$$//'; } > constraints.txt
+	  $(VENV)/bin/python -m pip freeze --exclude-editable | grep '==' | sed 's/+[^ ]*$$//'; } > constraints.txt

@@ -47,7 +47,7 @@ def main() -> None:
     out = Path(args.out).resolve()
     store = ResultsStore(out)
     objs = objectives(experiment.tune.objectives)
-    with ray_session(experiment.ray, None, out):
+    with ray_session(experiment, None, out):
         for name in args.methods:
             mine = experiment.model_copy(update={"methods": [MethodSpec(name=name)]})
             run_sweep(mine, name, args.trials, out, resume=True, progress=False, retest=False)

@@ -41,6 +41,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 import ray
@@ -59,10 +60,13 @@ CHECK_TIMEOUT = 300.0
 LOG = logging.getLogger("tru")
 
 
-def connect(settings: RaySettings, address: str | None = None, env: dict | None = None) -> bool:
+def connect(settings: RaySettings, address: str | None = None, env: dict | None = None,
+            plugins: list[str] = ()) -> bool:
     """Start or join Ray with the runtime environment ``env`` (:func:`runtime_env`);
     ``True`` when this call started it (the caller shuts it down). A joined cluster is
-    checked (:func:`check_nodes`) before this returns."""
+    checked (:func:`check_nodes`, importing ``plugins`` on each node) before this returns;
+    Ray's own refusals (a Ray or Python version the cluster does not run, a job's
+    ``runtime_env`` that cannot take ours) are one line."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if ray.is_initialized():
@@ -72,12 +76,16 @@ def connect(settings: RaySettings, address: str | None = None, env: dict | None 
               "runtime_env": env or {}}
     if address is None:
         kwargs |= {"num_cpus": settings.num_cpus, "object_store_memory": settings.object_store_mb * 2**20}
-    ray.init(address=address, **kwargs)
+    try:
+        ray.init(address=address, **kwargs)
+    except (RuntimeError, ValueError) as exc:  # e.g. "Version mismatch: ...", a py_modules conflict
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise UserError(f"ray at {address or 'local'}: {first}") from None
     LOG.info("ray %s: %s; session logs in %s", "joined" if address else "started", ray.cluster_resources(),
              session_dir())
     if address is not None:
         try:
-            check_nodes()
+            check_nodes(plugins=list(plugins))
         except BaseException:
             ray.shutdown()
             raise
@@ -87,11 +95,16 @@ def connect(settings: RaySettings, address: str | None = None, env: dict | None 
 def runtime_env(experiment: Experiment) -> dict:
     """Ray's ``runtime_env`` of the job: ``py_modules`` with the top-level package (or
     single-file module) of each plugin and, with ``ray.ship_code``, the project's packages
-    and its ``.dist-info`` folder (found on ``sys.path`` by ``importlib.metadata``)."""
+    and its ``.dist-info`` folder (found on ``sys.path`` by ``importlib.metadata``). A
+    namespace package, which Ray cannot ship, is a one-line error naming the plugin."""
     tops = dict.fromkeys(module.split(".")[0] for module in experiment.plugins)
     if experiment.ray.ship_code:
         tops |= dict.fromkeys(PACKAGES)
     modules: list = [importlib.import_module(name) for name in tops]
+    for module in modules:
+        if len(getattr(module, "__path__", [])) > 1:
+            raise UserError(f"plugins: '{module.__name__}' is a namespace package (in {len(module.__path__)} "
+                            "folders), which Ray's runtime_env cannot ship; give it an __init__.py")
     if experiment.ray.ship_code:
         modules.append(_metadata_folder())
     return {"py_modules": modules} if modules else {}
@@ -104,19 +117,31 @@ def _metadata_folder() -> str:
     except importlib.metadata.PackageNotFoundError:
         raise UserError(f"ray.ship_code: the project is not installed here (no {DISTRIBUTION} distribution); "
                         "install it with `make` or `pip install -e .`") from None
-    return str(Path(distribution.locate_file(distribution._path.name)))  # type: ignore[attr-defined]
+    return str(distribution._path)  # type: ignore[attr-defined]  (a PathDistribution's folder)
 
 
-def environment() -> dict[str, str]:
-    """What this process runs, as ``{name: version}``: Python, each distribution the
-    project requires (``importlib.metadata.requires``; without a local label, so a CPU
-    and a CUDA build of one torch release agree) and ``project sources`` (the code
-    version of :data:`PACKAGES`, :func:`harness.core.versions.code_version`)."""
-    found = {"python": sys.version.split()[0]}
-    for requirement in importlib.metadata.requires(DISTRIBUTION) or []:
-        if "extra ==" in requirement:
-            continue
-        name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+def environment(plugins: list[str] = ()) -> dict[str, str]:
+    """What this process runs, as ``{name: version}``: Python (major.minor: Ray itself
+    refuses other patch levels), each distribution the project requires
+    (``importlib.metadata.requires``; without a local label, so a CPU and a CUDA build of
+    one torch release agree), the distribution of each installed entry-point plugin, and
+    ``project sources`` (the code version of :data:`PACKAGES`,
+    :func:`harness.core.versions.code_version`). Each of ``plugins`` is imported first: one
+    that fails is ``plugin NAME: cannot import (...)``."""
+    found = {"python": ".".join(sys.version.split()[0].split(".")[:2])}
+    for module in plugins:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001  (reported, in one line, by the driver)
+            found[f"plugin {module}"] = f"cannot import ({type(exc).__name__}: {exc})"
+    try:
+        requirements = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was not installed
+        requirements = []
+    names = [re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in requirements if "extra ==" not in r]
+    names += sorted({ep.dist.name for group in ("tru.methods", "tru.backbones")
+                     for ep in importlib.metadata.entry_points(group=group) if ep.dist is not None})
+    for name in names:
         try:
             found[name] = importlib.metadata.version(name).split("+")[0]  # 2.13.0+cpu and +cu128 builds agree
         except importlib.metadata.PackageNotFoundError:
@@ -125,35 +150,38 @@ def environment() -> dict[str, str]:
     return found
 
 
-def _probe() -> dict[str, str]:
+def _probe(plugins: list[str]) -> dict[str, str]:
     """:func:`environment` as the node computes it (looked up there, not pickled from here)."""
-    return environment()
+    return environment(plugins)
 
 
-def check_nodes(timeout: float = CHECK_TIMEOUT) -> None:
+def check_nodes(timeout: float = CHECK_TIMEOUT, plugins: list[str] = ()) -> None:
     """Run :func:`environment` on every alive node of the cluster (in the job's runtime
-    environment) and compare it with the driver's; the first node that differs, or that
-    cannot run the project at all, is a one-line :class:`UserError`."""
-    ours = environment()
+    environment, importing ``plugins``), all at once, and compare each with the driver's;
+    the first node that differs, or that cannot run the project at all, is a one-line
+    :class:`UserError`. (Nodes that join later are not checked.)"""
+    ours = environment(list(plugins))
     probe = ray.remote(num_cpus=0)(_probe)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote():
-            n for n in nodes}
+    refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+        list(plugins)): n for n in nodes}
     fix = ("install the tested versions there (pip install -c constraints.txt -e .) or set ray.ship_code = true "
            "for the project's own code")
+    deadline = time.monotonic() + timeout
     for ref, node in refs.items():
         where = f"node {node.get('NodeManagerAddress', '?')} ({node['NodeID'][:8]})"
         try:
-            theirs = ray.get(ref, timeout=timeout)
+            theirs = ray.get(ref, timeout=max(1.0, deadline - time.monotonic()))
         except ray.exceptions.GetTimeoutError:
             raise UserError(f"{where}: did not answer within {timeout:.0f} s (is its runtime environment failing? "
                             "see Ray's runtime_env logs there)") from None
         except (ray.exceptions.RayError, ImportError) as exc:
             last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise UserError(f"{where}: cannot run the project ({last}); {fix}") from None
-        for name in ours:
-            if theirs.get(name) != ours[name]:
-                raise UserError(f"{where}: {name} {theirs.get(name, 'missing')}, the driver has {ours[name]}; {fix}")
+        for name in list(ours) + [n for n in theirs if n not in ours]:
+            if theirs.get(name) != ours.get(name):
+                raise UserError(f"{where}: {name} {theirs.get(name, 'missing')}, the driver has "
+                                f"{ours.get(name, 'none')}; {fix}")
 
 
 def session_dir() -> str:
@@ -245,7 +273,7 @@ def ray_session(experiment: Experiment, address: str | None, out: Path):
     with logging_to(out / "_logs"):
         stream = LogStream()
         with contextlib.redirect_stdout(stream):
-            started = connect(experiment.ray, address, runtime_env(experiment))
+            started = connect(experiment.ray, address, runtime_env(experiment), experiment.plugins)
             try:
                 yield
             finally:

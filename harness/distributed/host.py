@@ -36,7 +36,7 @@ from harness.data.regimes import make_steps, make_task
 from harness.distributed.experiment import Job, RegimeSpec, step_key
 from harness.protocol import records
 from harness.protocol.models import build_backbone
-from harness.protocol.shards import ShardTrainer
+from harness.protocol.shards import ShardTrainer, read_record, write_record
 from harness.protocol.training import TrainConfig
 from harness.protocol.unlearning import RETRAIN2_SEED_OFFSET, References, prepare, run_method, run_steps, train_reference
 from methods import METHODS, Budget, ForgetTask, ShardJob
@@ -140,6 +140,16 @@ class ModelHost:
                                self.cache_dir).train_one(shard)
         return {"train_seconds": float(trained.meta["train_seconds"]), "cached": trained.cached}
 
+    def shard_record(self, key: str) -> dict | None:
+        """The measured cost of shard set ``key`` in this node's model cache (None: none
+        yet); read here, where the set's job will look for it, not on the driver."""
+        return read_record(self.cache_dir, key)
+
+    def write_shard_record(self, key: str, train_seconds: list[float], cached: list[bool], workers: int,
+                           wall_seconds: float) -> None:
+        """Record shard set ``key``'s measured cost in this node's model cache."""
+        write_record(self.cache_dir, key, train_seconds, cached, workers, wall_seconds)
+
     def run(self, job: Job) -> dict:
         """Run ``job``; the record carries its ``run_key``, device and node. A failure of
         the task or of the method becomes a ``status: error`` record."""
@@ -199,8 +209,9 @@ def owned(dataset: Dataset) -> Dataset:
     """``dataset`` with arrays of its own: what Ray hands an actor is read-only memory of the
     object store, shared by every actor of the node, and ``torch.from_numpy`` would share
     (and could write into) it."""
-    return dataclasses.replace(dataset, train=dataset.train.copy(), valid=dataset.valid.copy(),
-                               test=dataset.test.copy(), features={m: f.copy() for m, f in dataset.features.items()})
+    return dataclasses.replace(dataset, train=dataset.train.copy(order="K"), valid=dataset.valid.copy(order="K"),
+                               test=dataset.test.copy(order="K"),
+                               features={m: f.copy(order="K") for m, f in dataset.features.items()})
 
 
 def load_datasets(paths) -> dict[str, Dataset]:

@@ -177,7 +177,7 @@ def _run(experiment: Experiment, todo: list[Job], datasets: dict, store: Results
             waiting[host].clear()
             since.pop(host, None)
             LOG.info("%s: training %d shard sets on %d actors", host, len(sets[host]), len(ready))
-            train_sets([s.actor for s in ready], list(sets[host].items()), experiment.cache_dir)
+            train_sets([s.actor for s in ready], list(sets[host].items()))
             sets[host].clear()
             for s in ready:
                 dispatch(s)

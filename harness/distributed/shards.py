@@ -8,8 +8,11 @@ actor training one shard at a time into the shared model cache
 (``ModelHost.train_shard``, ``num_gpus`` each on a cluster, ``num_cpus`` here). The wall
 time from the first dispatch to the last result is the set's measured cost, written
 beside the cache (:func:`harness.protocol.shards.write_record`) with the number of
-actors; the job then finds every shard in the cache and reports that measurement as its
-``unlearn_seconds``.
+actors, by the set's first actor (``ModelHost.write_shard_record``: on that actor's
+node, where the model's jobs look, not on the driver); the job then finds every shard
+in the cache and reports that measurement as its ``unlearn_seconds``. (With a model
+cache per node, a model whose actors span nodes finds only its own node's shards; a
+shared cache is the answer.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import time
 
 import ray
 
-from harness.protocol.shards import read_record, write_record
 from methods import METHODS, ShardJob, UnlearningMethod
 
 LOG = logging.getLogger("tru")
@@ -63,13 +65,13 @@ def train_set(actors: list, jobs: list[ShardJob]) -> tuple[list[float], list[boo
     return [r["train_seconds"] for r in results], [r["cached"] for r in results], wall
 
 
-def train_sets(actors: list, sets: list[tuple[str, list[ShardJob]]], cache_dir) -> None:
+def train_sets(actors: list, sets: list[tuple[str, list[ShardJob]]]) -> None:
     """:func:`train_set` for each ``(key, jobs)`` of ``sets`` that has no record yet, then
-    its record with ``len(actors)`` workers (a set found wholly in the cache has nothing
-    new to record)."""
+    its record with ``len(actors)`` workers, both read and written by ``actors[0]`` (a set
+    found wholly in the cache has nothing new to record)."""
     for key, jobs in sets:
-        if read_record(cache_dir, key) is not None:
+        if ray.get(actors[0].shard_record.remote(key)) is not None:
             continue
         trained = train_set(actors, jobs)
         if trained is not None and not all(trained[1]):
-            write_record(cache_dir, key, *trained[:2], len(actors), trained[2])
+            ray.get(actors[0].write_shard_record.remote(key, *trained[:2], len(actors), trained[2]))

@@ -43,7 +43,7 @@ def test_every_node_must_run_the_drivers_versions(ray_local, monkeypatch):
     real = cluster.environment()
     assert {"python", "torch", "ray", "numpy", "project sources"} <= set(real)
     assert "+" not in real["torch"]  # a CPU and a CUDA build of one release agree
-    monkeypatch.setattr(cluster, "environment", lambda: real | {"torch": "0.0.1"})  # the driver's side only
+    monkeypatch.setattr(cluster, "environment", lambda plugins=(): real | {"torch": "0.0.1"})  # the driver's side only
     with pytest.raises(UserError, match=rf"^node .*: torch {real['torch']}, the driver has 0.0.1; install") as info:
         cluster.check_nodes(timeout=120)
     assert "\n" not in str(info.value)

@@ -2,17 +2,20 @@
 
 The worker node runs in its own mount namespace (``unshare -m``) with an empty tmpfs
 mounted over the driver's private folder, which holds the dataset (a copy), a plugin
-method module, the run folder and the model cache. The head node has no CPUs, so every
-actor runs on the worker. A run and a 4-trial sweep of the plugin method must finish
-there with the same records as on a single-node Ray that reads everything, each record
-stored once.
+method module, the run folder and the model cache; over the project's package folders
+(so it runs the code ``ray.ship_code`` sends); and over the head's unpacked runtime
+environments (so it fetches the shipped modules from Ray itself). The head node has no
+CPUs, so every model host runs on the worker. A run (the plugin method, a partitioned
+method and a built-in) and a 4-trial sweep of the plugin method must finish there with
+the same records as on a single-node Ray that reads everything, each record stored once.
 
-It takes about 3 minutes, so it is marked ``cluster``: ``make test`` leaves it out and
+It takes about 4 minutes, so it is marked ``cluster``: ``make test`` leaves it out and
 ``make test-cluster`` (run by ``.ci/run`` after ``make test``) runs it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -43,9 +46,10 @@ class PrivateNegGrad(NegGrad):
     """NegGrad under another name: its module must reach the workers through runtime_env."""
 '''
 #: what differs between two runs of the same job by construction (where and when it ran)
-#: (a sweep's run keys hash its Tune trial ids, so records are matched by what they measured)
-CIRCUMSTANCES = {"run_key", "trial_id", "node", "restarted", "started_at", "finished_at", "audit_seconds",
-                 "measure_seconds", "unlearn_seconds", "retrain_seconds", "speedup", "train_seconds_total"}
+CIRCUMSTANCES = {"node", "started_at", "finished_at", "audit_seconds", "measure_seconds", "unlearn_seconds",
+                 "retrain_seconds", "speedup", "train_seconds_total"}
+#: a sweep's run keys hash its Tune trial ids, so its records are matched by what they measured
+TRIAL_IDS = {"run_key", "trial_id"}
 ORDER = ["sweep", "split", "config", "seed", "regime", "method", "params"]
 
 
@@ -53,6 +57,23 @@ def _unshare_works() -> bool:
     if shutil.which("unshare") is None:
         return False
     return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"], capture_output=True).returncode == 0
+
+
+def _package_folders() -> list[Path]:
+    """Where this process, and an editable install of the project, find its packages."""
+    import importlib
+    import importlib.util
+    import sysconfig
+
+    from harness.distributed.cluster import PACKAGES
+
+    folders = {Path(importlib.import_module(p).__file__).parent for p in PACKAGES}
+    for finder in Path(sysconfig.get_paths()["purelib"]).glob("__editable___tru_harness*_finder.py"):
+        spec = importlib.util.spec_from_file_location("_tru_editable_finder", finder)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        folders |= {Path(p) for p in module.MAPPING.values()}
+    return sorted(folders)
 
 
 def _free_port() -> int:
@@ -77,8 +98,11 @@ def _stop(process: subprocess.Popen, marker: str) -> None:
         except subprocess.TimeoutExpired:
             continue
     for proc in psutil.process_iter(["cmdline"]):
-        if any(marker in part for part in proc.info["cmdline"] or []):
-            proc.kill()
+        try:
+            if any(marker in part for part in proc.info["cmdline"] or []):
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
 
 
 def _experiment_text(private: Path, data: Path) -> str:
@@ -89,28 +113,39 @@ def _experiment_text(private: Path, data: Path) -> str:
         report_seeds = [0]
         development_seeds = [100]
         plugins = ["{PLUGIN}"]
-        methods = [{{name = "private-neggrad", params = {{lr = 0.01}}}}, {{name = "graph_edit"}}]
+        methods = [{{name = "private-neggrad", params = {{lr = 0.01}}}}, {{name = "graph_edit"}},
+                   {{name = "sisa", params = {{n_shards = 2}}}}]
         cache_dir = "{private / 'cache'}"
         regimes = [{{regime = "interaction", ratio = 0.2}}]
         training = {{max_epochs = 3, batch_size = 64}}
         resources = {{actors_per_model = 1, num_cpus = 1, num_gpus = 0}}
-        ray = {{num_cpus = 2, object_store_mb = 128}}
+        ray = {{num_cpus = 2, object_store_mb = 128, ship_code = true}}
         [tune]
         space = {{lr = {{low = 0.001, high = 0.1, log = true}}, max_epochs = {{value = 2}}}}
         """)
 
 
-def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    keep = [c for c in frame.columns if c not in CIRCUMSTANCES]
+def _without_timings(decisions):
+    """A record's ``decisions`` (JSON) without the seconds it measured."""
+    if not isinstance(decisions, str):
+        return decisions
+    return json.dumps({k: v for k, v in json.loads(decisions).items() if "seconds" not in k}, sort_keys=True)
+
+
+def _comparable(frame: pd.DataFrame, drop=frozenset()) -> pd.DataFrame:
+    keep = [c for c in frame.columns if c not in CIRCUMSTANCES | drop]
+    frame = frame.assign(decisions=frame["decisions"].map(_without_timings))
     return frame[keep].sort_values(ORDER, na_position="first").reset_index(drop=True)
 
 
 @pytest.mark.cluster
-@pytest.mark.skipif(not _unshare_works(), reason="needs unshare -m and tmpfs mounts (root in a sandbox)")
 def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(tiny_folder, tmp_path, monkeypatch):
     import ray
 
     from tuning.sweep import run_sweep, trial_records
+
+    if not _unshare_works():
+        pytest.skip("needs unshare -m and tmpfs mounts (root in a sandbox)")
 
     ray.shutdown()  # leave any shared local Ray: this test runs its own clusters
     private = tmp_path / "private"
@@ -133,7 +168,18 @@ def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(t
     worker = None
     address = f"127.0.0.1:{port}"
     try:
-        hidden = f'mount -t tmpfs tmpfs "{private}" && exec "{ray_bin}" start --address={address} --num-cpus=2 --block'
+        hide = [private, *_package_folders()]
+        for _ in range(30):  # the head's session folder, whose unpacked runtime environments the worker must not reuse
+            sessions = [p for p in Path(temp).glob("session_2*") if p.is_dir()]
+            if sessions:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"the head started no session in {temp}")
+        resources = sessions[0] / "runtime_resources"
+        resources.mkdir(exist_ok=True)
+        mounts = " && ".join(f'mount -t tmpfs tmpfs "{folder}"' for folder in [*hide, resources])
+        hidden = f'{mounts} && exec "{ray_bin}" start --address={address} --num-cpus=2 --block'
         for _ in range(60):  # the head takes a few seconds to listen
             if worker is None or worker.poll() is not None:
                 time.sleep(2)
@@ -160,6 +206,7 @@ def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(t
             return sorted(os.listdir(folder))
 
         seen = ray.get(visible.remote(str(private)))
+        unseen_code = ray.get(visible.remote(str(Path(__import__("harness").__file__).parent)))
         ray.shutdown()
     finally:
         ray.shutdown()
@@ -170,8 +217,9 @@ def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(t
         shutil.rmtree(temp, ignore_errors=True)
 
     assert "data" not in seen and "plugins" not in seen  # the worker could not read the dataset or the plugin
+    assert unseen_code == []  # nor the project's own packages: it ran the shipped ones
     stored = ResultsStore(private / "run").read()
-    assert cluster_run.done == 2 and set(stored["status"]) == {"ok"}, stored[["method", "status", "error"]]
+    assert cluster_run.done == 3 and set(stored["status"]) == {"ok"}, stored[["method", "status", "error"]]
     assert set(stored["node"]) == set(workers)  # every job ran on the worker node
     assert not stored["run_key"].duplicated().any()
     swept = trial_records(ResultsStore(private / "sweep"), cluster_sweep.sweep)
@@ -183,6 +231,7 @@ def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(t
     single_sweep = run_sweep(exp_single, "private-neggrad", 4, single / "sweep", progress=False)
     ray.shutdown()
     pd.testing.assert_frame_equal(_comparable(stored), _comparable(ResultsStore(single / "run").read()))
-    pd.testing.assert_frame_equal(_comparable(ResultsStore(private / "sweep").read()),
-                                  _comparable(ResultsStore(single / "sweep").read()))
+    assert set(stored["restarted"]) == {False}
+    pd.testing.assert_frame_equal(_comparable(ResultsStore(private / "sweep").read(), TRIAL_IDS),
+                                  _comparable(ResultsStore(single / "sweep").read(), TRIAL_IDS))
     assert single_sweep.trials == cluster_sweep.trials == 4

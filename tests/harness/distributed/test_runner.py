@@ -183,15 +183,25 @@ def test_a_failing_shard_leaves_its_set_to_the_job(ray_local, tmp_path):
     from methods import ShardJob
 
     @ray_local.remote(num_cpus=0)
-    class Trainer:
+    class Trainer:  # a ModelHost's shard methods, on the cache folder tmp_path
         def train_shard(self, job):
             if job.seed == 2:
                 raise RuntimeError("no validation pairs")
             return {"train_seconds": 1.0, "cached": False}
 
+        def shard_record(self, key):
+            return read_record(tmp_path, key)
+
+        def write_shard_record(self, key, *measured):
+            from harness.protocol.shards import write_record
+
+            write_record(tmp_path, key, *measured)
+
     jobs = [ShardJob(np.zeros((1, 2), dtype=np.int64), np.zeros((0, 2), dtype=np.int64), s) for s in (1, 2, 3)]
     actor = Trainer.remote()
     assert train_set([actor], jobs) is None  # no measurement: the job trains the set itself (or records the error)
-    train_sets([actor], [("k", jobs)], tmp_path)
+    train_sets([actor], [("k", jobs)])
     assert read_record(tmp_path, "k") is None
     assert train_set([actor], [jobs[0], jobs[2]])[0] == [1.0, 1.0]
+    train_sets([actor], [("ok", [jobs[0], jobs[2]])])  # a set that trains: the actor writes its record
+    assert read_record(tmp_path, "ok")["how"] == "measured" and read_record(tmp_path, "ok")["workers"] == 1
