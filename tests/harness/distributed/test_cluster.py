@@ -60,4 +60,6 @@ def test_the_runtime_env_ships_plugins_and_on_request_the_project(experiment_fil
     assert runtime_env(load_experiment(experiment_file(plugins="[]"))) == {}
     shipped = runtime_env(load_experiment(experiment_file(plugins="[]", ray="{ship_code = true}")))["py_modules"]
     assert [m.__name__ for m in shipped[:-1]] == list(PACKAGES) and harness in shipped
-    assert Path(shipped[-1]).name.startswith("tru_harness-") and (Path(shipped[-1]) / "METADATA").is_file()
+    metadata = Path(shipped[-1])  # the .dist-info (or, found first from a source tree, the .egg-info) folder
+    assert metadata.name.startswith("tru_harness") and metadata.suffix in (".dist-info", ".egg-info")
+    assert (metadata / "METADATA").is_file() or (metadata / "PKG-INFO").is_file()
