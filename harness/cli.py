@@ -215,10 +215,11 @@ def cmd_unlearn(args) -> int:
 def cmd_run(args) -> int:
     from harness.distributed.experiment import load_experiment  # torch
     from harness.distributed.runner import run_experiment  # Ray
+    from harness.distributed.store import local_folder
     from reports.page import write_report
 
     experiment = load_experiment(args.experiment or QUICKSTART)
-    out = Path(args.out or Path("runs") / experiment.name)
+    out = args.out or str(Path("runs") / experiment.name)  # a folder or a URI
     summary = run_experiment(experiment, out, resume=args.resume, address=args.address, progress=not args.quiet)
     if summary.interrupted:
         print(f"tru: interrupted: {summary.done} new records kept in {out}; run again with --resume", file=sys.stderr)
@@ -226,7 +227,7 @@ def cmd_run(args) -> int:
     print(f"{summary.total} jobs: {summary.skipped} already stored, {summary.done} run ({summary.errors} errors) "
           f"in {summary.seconds:.0f} s")
     _print_overview(out)
-    print(f"results: {out.resolve()}  (pandas.read_parquet({str(out)!r}); log: {out / '_logs' / 'run.log'})")
+    print(f"results: {_shown(out)}  (pandas.read_parquet({str(out)!r}); log: {local_folder(out) / '_logs' / 'run.log'})")
     if summary.total > summary.errors:
         print(f"report: {write_report(out).resolve()}")
     return 0
@@ -246,6 +247,7 @@ def cmd_report(args) -> int:
 
 def cmd_tune(args) -> int:
     from harness.distributed.experiment import load_experiment  # torch
+    from harness.distributed.store import local_folder
     from reports.page import write_report
     from tuning.sweep import run_sweep  # Ray Tune, Optuna
 
@@ -254,7 +256,7 @@ def cmd_tune(args) -> int:
         settings = experiment.tune.model_copy(update={k: v for k, v in (("sampler", args.sampler),
                                                                          ("objectives", args.objective)) if v})
         experiment = experiment.model_copy(update={"tune": settings})
-    out = Path(args.out or Path("runs") / f"{experiment.name}-{args.method}")
+    out = args.out or str(Path("runs") / f"{experiment.name}-{args.method}")
     summary = run_sweep(experiment, args.method, args.trials, out, resume=args.resume, address=args.address,
                         progress=not args.quiet)
     print(f"sweep {summary.sweep}: {summary.trials} trials stored ({summary.ran} run now); "
@@ -263,7 +265,7 @@ def cmd_tune(args) -> int:
     for row in summary.front.to_dict("records"):
         values = ", ".join(f"{n} {row[n]:.4f}" if n in row else n for n in names)
         print(f"  trial {row['trial_id']}: {values}; {row['config']}")
-    print(f"results: {out.resolve()}  (study: sqlite:///{out.resolve() / '_study.db'})")
+    print(f"results: {_shown(out)}  (study: sqlite:///{local_folder(out).resolve() / '_study.db'})")
     print(f"report: {write_report(out).resolve()}")
     return 0
 
@@ -274,17 +276,22 @@ def cmd_compare(args) -> int:
     from tuning.compare import run_compare  # Ray Tune, Optuna
 
     experiment = load_experiment(args.experiment)
-    out = Path(args.out or Path("runs") / f"{experiment.name}-compare")
+    out = args.out or str(Path("runs") / f"{experiment.name}-compare")
     summary = run_compare(experiment, args.trials, out, resume=args.resume, address=args.address,
                           progress=not args.quiet)
     print(f"compared {summary.methods} methods in {summary.cells} cells, {summary.trials} trials per tuned method")
-    print((out / "_compare.md").read_text())
-    print(f"results: {out.resolve()}  (tables: {out.resolve() / '_compare.md'})")
+    print((summary.out / "_compare.md").read_text())
+    print(f"results: {_shown(out)}  (tables: {summary.out / '_compare.md'})")
     print(f"report: {write_report(out).resolve()}")
     return 0
 
 
-def _print_overview(out: Path) -> None:
+def _shown(out: str) -> str:
+    """A results location as printed: a folder made absolute, a URI as given."""
+    return out if "://" in out else str(Path(out).resolve())
+
+
+def _print_overview(out: str) -> None:
     """Per dataset, backbone and regime: each configuration's mean figures over seeds
     (plain runs and re-tested sweep fronts, as in the report)."""
     from harness.distributed.store import ResultsStore  # pyarrow
@@ -325,7 +332,7 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
 
 def _ray_arguments(p: argparse.ArgumentParser, default_out: str, resume_help: str) -> None:
     """Options shared by the commands that run on Ray."""
-    p.add_argument("--out", help=f"results folder (default: {default_out})")
+    p.add_argument("--out", help=f"results folder, or a URI such as s3://bucket/runs/x (default: {default_out})")
     p.add_argument("--resume", action="store_true", help=f"{resume_help} (a folder made by another experiment or "
                                                          "with other settings is refused)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
@@ -393,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare, command_parser=p)
 
     p = sub.add_parser("report", help="write the HTML report of a results folder")
-    p.add_argument("results", help="results folder (of tru run or tru tune)")
-    p.add_argument("-o", "--output", help="HTML file (default: RESULTS/_report.html)")
+    p.add_argument("results", help="results folder or URI (of tru run, tune or compare)")
+    p.add_argument("-o", "--output", help="HTML file (default: RESULTS/_report.html; for a URI, its local folder's, copied there)")
     p.add_argument("--png", help="also write one PNG per figure into this folder (needs Chromium)")
     p.set_defaults(func=cmd_report, command_parser=p)
     return parser

@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -31,7 +32,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from harness.core.errors import UserError
-from harness.distributed.store import ResultsStore
+from harness.distributed.store import ResultsStore, local_folder
 from reports.figures import cell_figures, trial_figures
 from reports.pareto import REFERENCE
 from reports.sizes import size_figures
@@ -240,38 +241,47 @@ def _steps_html(steps: list, names: list) -> list[str]:
     return parts
 
 
-def read_sweeps(store_folder: str | Path) -> list[dict]:
-    """The ``_sweeps/*.json`` a sweep wrote into the folder (none for a plain run)."""
-    folder = Path(store_folder) / "_sweeps"
+def _store_name(store: ResultsStore) -> str:
+    """The report's title: the store's folder name (a local one resolved)."""
+    return Path(store.root).resolve().name if store.local and not store.uri else posixpath.basename(store.root.rstrip("/"))
+
+
+def read_sweeps(store: ResultsStore) -> list[dict]:
+    """The ``_sweeps/*.json`` sweeps wrote into the store (none for a plain run)."""
     out = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for text in store.texts("_sweeps", ".json"):
         try:
-            out.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            out.append(json.loads(text))
+        except ValueError:
             continue  # a sweep's description is informative only
     return out
 
 
 def write_report(store_folder: str | Path, path: str | Path | None = None, png_folder: str | Path | None = None) -> Path:
     """Write the report of the store in ``store_folder`` (a folder or a URI,
-    :class:`harness.distributed.store.ResultsStore`) to ``path`` (default
-    ``store_folder/_report.html``; a store on a URI needs ``path``); returns the path. A
-    store on a URI or a large one is read and summarised through Ray Data."""
+    :class:`harness.distributed.store.ResultsStore`) to ``path`` (default ``_report.html``
+    in the store's local folder, :func:`harness.distributed.store.local_folder`, and for a
+    store on a URI a copy there); returns the path. A store on a URI or a large one is
+    read and summarised through Ray Data."""
+    for given in (path, png_folder):
+        if given is not None and "://" in str(given):
+            raise UserError(f"{given}: the report and its images are written to a local path (a store on a URI "
+                            "gets a copy of the default report)")
     store = ResultsStore(store_folder)
     if not store.files():
         raise UserError(f"{store_folder}: no results store here (no record files)")
-    if path is None and store.uri:
-        raise UserError(f"{store_folder}: a store on a URI; name the report's file with -o PATH")
-    path = Path(path) if path else Path(store_folder) / "_report.html"
+    default = path is None
+    path = Path(path) if path else local_folder(store_folder) / "_report.html"
     engine = "ray" if store.uses_ray_data() else "pandas"
-    name = Path(store.root).name
-    text, figures = build_page(store.read(engine), f"tru-harness report: {name}",
-                               [] if store.uri else read_sweeps(store_folder), engine)
+    text, figures = build_page(store.read(engine), f"tru-harness report: {_store_name(store)}",
+                               read_sweeps(store), engine)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8") as f:
         f.write(text)
     os.chmod(f.name, 0o644)
     os.replace(f.name, path)
+    if default:
+        store.publish(path.parent)
     if png_folder is not None:
         write_pngs(figures, Path(png_folder))
     return path

@@ -195,9 +195,9 @@ def method_table(records: pd.DataFrame, engine: str = "pandas") -> pd.DataFrame:
     ``field_low``, ``field_high``), the mean of :data:`CONTEXT`, the number of seeds, the params.
 
     ``engine``: ``"pandas"`` here, or ``"ray"``: the groups are summarised by Ray Data
-    (``groupby(...).map_groups``, on the cluster or a local Ray), for a store too large or
-    too remote for one machine; both give the same table (one :func:`_configuration_row`)."""
-    shown = records[records["kind"] != "trial"]
+    (``groupby(...).map_groups`` tasks, on the cluster or a local Ray; the records are this
+    frame, sent from the driver); both give the same table (one :func:`_configuration_row`)."""
+    shown = records[records["kind"] != "trial"].dropna(subset=CELL + ["label"])  # as pandas' groupby drops them
     if engine == "ray" and not shown.empty:
         import ray.data
 

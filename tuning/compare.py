@@ -43,7 +43,7 @@ from harness.core.errors import Interrupted, UserError
 from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.runner import run_experiment
-from harness.distributed.store import ResultsStore, identity, run_folder
+from harness.distributed.store import ResultsStore, identity, local_folder
 from harness.protocol.records import objectives
 from methods import METHODS
 from reports.statistics import interval, paired_wins, wins
@@ -65,7 +65,7 @@ PAIRED = [("retain_test_ndcg@20", "max"), ("forget_ks", "min"), ("abs:privleak",
 
 @dataclass
 class CompareSummary:
-    out: Path
+    out: Path  # the local folder of the comparison (its _compare.md; harness.distributed.store.local_folder)
     cells: int
     methods: int
     trials: int
@@ -98,28 +98,34 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
     single_requests(experiment, "tru compare")
-    out = run_folder(out).resolve()
-    store = ResultsStore(out)
+    location = out
+    store = ResultsStore(location)  # the records: a folder or a URI
+    out = local_folder(location).resolve()  # the log, the studies, the tables (copied to a URI at the end)
     specs = experiment.method_specs()
     cells = [(d, b, r) for d in experiment.datasets for b in experiment.backbones for r in experiment.regimes]
     plan = [(spec, method_experiment(cell_experiment(experiment, *cell), spec)) for cell in cells for spec in specs]
     manifest = identity(experiment, {sweep_name(mine, spec.name): mine for spec, mine in plan if tuned(spec)})
     store.check(manifest)  # the folder of another experiment, or of other settings: refused, nothing written
     if store.files() and not resume:
-        raise UserError(f"{out}: already holds results; pass --resume to continue the comparison, or choose another --out")
+        raise UserError(f"{location}: already holds results; pass --resume to continue the comparison, or choose another --out")
     store.claim(manifest)
-    with ray_session(experiment, address, out):
-        for spec, mine in plan:
-            if tuned(spec):
-                run_sweep(mine, spec.name, trials, out, resume=True, address=address, progress=progress,
-                          manifest=manifest)
-            else:
-                run = run_experiment(mine, out, resume=True, address=address, progress=progress,
-                                     extra={"sweep": sweep_name(mine, spec.name), "split": "test"}, manifest=manifest)
-                if run.interrupted:
-                    raise Interrupted(f"{run.done} new records of {spec.name} kept in {out}; run again with --resume")
-    chosen = choose(experiment, store)
-    (out / "_compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
+    try:
+        with ray_session(experiment, address, out):
+            for spec, mine in plan:
+                if tuned(spec):
+                    run_sweep(mine, spec.name, trials, location, resume=True, address=address, progress=progress,
+                              manifest=manifest)
+                else:
+                    run = run_experiment(mine, location, resume=True, address=address, progress=progress,
+                                         extra={"sweep": sweep_name(mine, spec.name), "split": "test"},
+                                         manifest=manifest)
+                    if run.interrupted:
+                        raise Interrupted(f"{run.done} new records of {spec.name} kept in {location}; run again "
+                                          "with --resume")
+        chosen = choose(experiment, store)
+        (out / "_compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
+    finally:
+        store.publish(out)
     return CompareSummary(out, len(cells), len(specs), trials, chosen)
 
 

@@ -62,7 +62,7 @@ from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, MethodSpec
 from harness.distributed.host import load_datasets, ship_datasets, start_hosts
 from harness.distributed.runner import run_experiment
-from harness.distributed.store import ResultsStore, identity, run_folder, with_sweep
+from harness.distributed.store import ResultsStore, identity, local_folder, with_sweep
 from harness.protocol.records import Objective, objectives
 from methods import METHODS
 from reports.pareto import pareto_mask
@@ -161,8 +161,8 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
     single_requests(experiment, "tru tune")
-    out = run_folder(out).resolve()
-    store = ResultsStore(out)
+    store = ResultsStore(out)  # the records: a folder or a URI
+    out = local_folder(out).resolve()  # the study, Tune's state, the log and the sweep description
     sweep = _Sweep(experiment, method, trials, out, store, sweep_name(experiment, method),
                    objectives(experiment.tune.objectives), address, progress)
     sweep.manifest = with_sweep(manifest or identity(experiment), sweep.name, experiment)
@@ -173,9 +173,12 @@ def run_sweep(experiment: Experiment, method: str, trials: int, out: str | Path,
     search_space(METHODS.get(method), [], experiment.tune.space)  # a bad override fails before any work
     sweep.datasets = load_datasets(experiment.datasets)  # a bad dataset too
     store.claim(sweep.manifest)
-    with ray_session(experiment, address, out):
-        sweep.search()
-        return sweep.summary(retest)
+    try:
+        with ray_session(experiment, address, out):
+            sweep.search()
+            return sweep.summary(retest)
+    finally:
+        store.publish(out)  # a store on a URI gets the study, the log and the sweep description
 
 
 @dataclass
@@ -271,10 +274,10 @@ class _Sweep:
             specs = retest_specs(self.method, front["params"].drop_duplicates())
             seeds = self.experiment.tune.retest_seeds or self.experiment.report_seeds
             derived = self.experiment.model_copy(update={"methods": specs, "report_seeds": seeds})
-            run = run_experiment(derived, self.out, resume=True, address=self.address, progress=self.progress,
+            run = run_experiment(derived, self.store.location, resume=True, address=self.address, progress=self.progress,
                                  extra={"sweep": self.name, "split": "test"}, manifest=self.manifest)
             if run.interrupted:
-                raise Interrupted(f"sweep {self.name}: re-test interrupted after {run.done} records in {self.out}; "
+                raise Interrupted(f"sweep {self.name}: re-test interrupted after {run.done} records in {self.store.location}; "
                                   "run again with --resume")
             retested = run.done
         trials, before = records["trial_id"].nunique(), self.done["trial_id"].nunique()
@@ -297,7 +300,7 @@ def _check_complete(sweep: _Sweep, results) -> None:
     if stored < sweep.trials:
         failed = len(results.errors)
         why = f"; {failed} trials failed (see {sweep.out / '_logs' / 'run.log'})" if failed else ""
-        raise Interrupted(f"sweep {sweep.name}: {stored} of {sweep.trials} trials stored in {sweep.out}{why}; "
+        raise Interrupted(f"sweep {sweep.name}: {stored} of {sweep.trials} trials stored in {sweep.store.location}{why}; "
                           "run again with --resume")
 
 

@@ -41,14 +41,14 @@ from harness.distributed.cluster import ray_session
 from harness.distributed.experiment import Experiment, Job, expand
 from harness.distributed.host import job_error_records, load_datasets, ship_datasets, start_hosts
 from harness.distributed.shards import partitioned, train_sets
-from harness.distributed.store import ResultsStore, identity, run_folder
+from harness.distributed.store import ResultsStore, identity, local_folder
 
 LOG = logging.getLogger("tru")
 
 
 @dataclass
 class RunSummary:
-    out: Path
+    out: str | Path  # the results store: a folder or a URI
     total: int
     skipped: int
     done: int = 0
@@ -101,8 +101,7 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
     ``experiment``'s own; a sweep or ``tru compare`` passes the one of the experiment the
     folder belongs to). A folder of another experiment or other settings is refused before
     anything is written."""
-    out = run_folder(out)
-    store = ResultsStore(out)
+    store = ResultsStore(out)  # a folder or a URI (harness.distributed.store)
     manifest = manifest or identity(experiment)
     store.check(manifest)
     if store.files() and not resume:
@@ -113,8 +112,12 @@ def run_experiment(experiment: Experiment, out: str | Path, *, resume: bool = Fa
         return summary
     datasets = load_datasets(job.dataset for job in todo)
     store.claim(manifest)
-    with ray_session(experiment, address, out):
-        _run(experiment, todo, ship_datasets(datasets), store, summary, progress)
+    folder = local_folder(out)  # the log (and, for a URI, its copy there when the run ends)
+    try:
+        with ray_session(experiment, address, folder):
+            _run(experiment, todo, ship_datasets(datasets), store, summary, progress)
+    finally:
+        store.publish(folder)
     return summary
 
 

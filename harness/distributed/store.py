@@ -6,9 +6,11 @@ the manifest of the experiment it belongs to; the folder is a local path or a UR
 (its other protocols, through ``pyarrow.fs.FSSpecHandler``). On a local filesystem a
 file is written under a temporary name and renamed; on an object store, where a rename
 is a copy, it is written once under its final name (an object appears whole on close).
-**Reading** goes through pandas (pyarrow) for a local store, and through Ray Data's
-Parquet reader (:meth:`ResultsStore.read`) for a store on a URI or larger than
-:data:`LARGE_BYTES`: the files are read in parallel on the cluster (or a local Ray).
+**Reading** goes through pandas (pyarrow, on the driver) for the harness's own needs
+(resume keys, a sweep's trials); ``tru report`` reads a store on a URI, or one larger
+than :data:`LARGE_BYTES`, with Ray Data's Parquet reader (:meth:`ResultsStore.read`
+``engine="ray"``): the files are read by parallel tasks (which must reach the URI), and
+the tables come back to the driver.
 
 Each batch is written to a hidden temporary name (``.part-*.tmp``) and renamed, so a
 crash never leaves a partial file and ``pandas.read_parquet(DIR)`` reads every record
@@ -57,6 +59,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import uuid
 from pathlib import Path
 
@@ -178,14 +181,24 @@ def _merged(stored: dict, new: dict) -> dict:
     return merged
 
 
-def run_folder(out: str | Path) -> Path:
-    """``out`` of ``tru run`` / ``tune`` / ``compare`` as a local folder: besides its
-    records a run keeps local files there (its log, Tune's state, the Optuna study), so a
-    URI is refused in one line (:class:`UserError`); ``tru report`` reads a store on a URI."""
-    if "://" in str(out):
-        raise UserError(f"--out {out}: runs write into a local folder (their log, Tune's state and the study are "
-                        "local files); write there and copy the folder to the URI, whose store tru report can read")
-    return Path(out)
+#: where a run whose ``--out`` is a URI keeps its local files, relative to the working directory
+RUNS_CACHE = Path(".cache") / "runs"
+#: the small files a run, sweep or comparison copies to a store on a URI when it ends
+PUBLISHED = ("_logs/run.log", "_compare.md", "_study.db", "_report.html")
+
+
+def local_folder(out: str | Path) -> Path:
+    """The local folder of ``tru run`` / ``tune`` / ``compare`` writing into ``out``: its
+    log, Tune's state, the Optuna study, the sweep descriptions, the comparison's tables
+    and the report. A local ``out`` is that folder itself; a URI gets
+    ``RUNS_CACHE/<the URI as a folder name>`` (absolute), whose :data:`PUBLISHED` files
+    and ``_sweeps/`` are copied to the URI when the command ends
+    (:meth:`ResultsStore.publish`; a resume on another machine rebuilds the study from
+    the stored trial records)."""
+    text = str(out)
+    if "://" not in text:
+        return Path(out)
+    return (RUNS_CACHE / re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")).absolute()
 
 
 class ResultsStore:
@@ -201,7 +214,9 @@ class ResultsStore:
         return posixpath.join(self.root, name) if not self.local else str(Path(self.root) / name)
 
     def files(self) -> list[str]:
-        """Paths (in :attr:`fs`) of the record files, sorted."""
+        """Paths (in :attr:`fs`) of the record files, sorted (none when ``location`` is a file)."""
+        if self.fs.get_file_info(self.root).type == pafs.FileType.File:
+            return []
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")
                       and not posixpath.basename(i.path).startswith((".", "_")))
@@ -264,12 +279,14 @@ class ResultsStore:
 
     def _write(self, name: str, write) -> str:
         """``write(handle)`` into ``name`` so that it appears whole or not at all: a local
-        file is written under a hidden temporary name, synced and renamed; an object is
-        written once under its final name."""
+        file is written under a hidden temporary name, synced and renamed; elsewhere the
+        bytes are made in memory first, written under a hidden temporary name (readers skip
+        it, whole or not) and moved to ``name`` (an object store's move is one copy: the
+        object appears whole)."""
         final = self._path(name)
         if self.local:
-            Path(self.root).mkdir(parents=True, exist_ok=True)
-            temporary = Path(self.root) / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            temporary = Path(final).parent / f".{Path(final).name}.{uuid.uuid4().hex[:8]}.tmp"
             try:
                 with temporary.open("wb") as handle:
                     write(handle)
@@ -279,10 +296,42 @@ class ResultsStore:
             finally:
                 temporary.unlink(missing_ok=True)
             return final
-        self.fs.create_dir(self.root, recursive=True)
-        with self.fs.open_output_stream(final) as handle:
-            write(handle)
+        buffer = pa.BufferOutputStream()
+        write(buffer)
+        data = buffer.getvalue()
+        folder = posixpath.dirname(final)
+        temporary = posixpath.join(folder, f".{posixpath.basename(final)}.{uuid.uuid4().hex[:8]}.tmp")
+        self.fs.create_dir(folder, recursive=True)
+        with self.fs.open_output_stream(temporary) as handle:
+            handle.write(data)
+        self.fs.move(temporary, final)
         return final
+
+    def publish(self, folder: Path) -> int:
+        """Copy ``folder``'s :data:`PUBLISHED` files and ``_sweeps/*.json`` into a store on a
+        URI (each written whole); nothing for a local store, whose folder they are in.
+        Returns how many files were copied."""
+        if not self.uri:
+            return 0
+        paths = [folder / name for name in PUBLISHED] + sorted((folder / "_sweeps").glob("*.json"))
+        copied = 0
+        for path in paths:
+            if path.is_file():
+                data = path.read_bytes()
+                self._write(path.relative_to(folder).as_posix(), lambda handle: handle.write(data))
+                copied += 1
+        return copied
+
+    def texts(self, folder: str, suffix: str) -> list[str]:
+        """The text of each file ending in ``suffix`` directly in the store's ``folder``
+        (``_sweeps``), in name order; none when there is no such folder."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self._path(folder), allow_not_found=True))
+        out = []
+        for info in sorted((i for i in infos if i.type == pafs.FileType.File and i.path.endswith(suffix)),
+                           key=lambda i: i.path):
+            with self.fs.open_input_stream(info.path) as handle:
+                out.append(handle.read().decode())
+        return out
 
     def _dataset(self, files: list[str]) -> pq.ParquetDataset:
         """The record files as one dataset; a file that is not a record file (no
@@ -306,16 +355,16 @@ class ResultsStore:
             return True
         return sum(i.size for i in self.fs.get_file_info(self.files())) > LARGE_BYTES
 
-    def read(self, engine: str | None = None) -> pd.DataFrame:
+    def read(self, engine: str = "pandas") -> pd.DataFrame:
         """Every stored record (an empty frame with the schema's columns when none).
-        ``engine``: ``"pandas"`` (pyarrow on this machine) or ``"ray"`` (Ray Data's
-        ``read_parquet`` on the cluster, or a local Ray it starts); default
-        :meth:`uses_ray_data`. Both give the same frame."""
+        ``engine``: ``"pandas"`` (pyarrow, here) or ``"ray"`` (Ray Data's ``read_parquet``
+        tasks, on the cluster or a local Ray it starts; ``tru report`` asks for it where
+        :meth:`uses_ray_data`). Both give the same frame."""
         files = self.files()
         if not files:
             return SCHEMA.empty_table().to_pandas()
         dataset = self._dataset(files)  # checks every file first
-        if (engine or ("ray" if self.uses_ray_data() else "pandas")) == "pandas":
+        if engine == "pandas":
             return dataset.read().to_pandas()
         return _ray_read(files, self.fs)
 

@@ -157,13 +157,16 @@ def test_trials_are_drawn_and_tabled_at_validation_figures_only(records):
 
 
 @pytest.mark.cluster  # Ray Data's start-up: make test-cluster
-def test_a_store_on_a_uri_gives_the_report_of_the_same_folder(ray_local, store_folder, tmp_path):
+def test_a_store_on_a_uri_gives_the_report_of_the_same_folder(ray_local, store_folder, tmp_path, monkeypatch):
     """A ``file://`` store is read and summarised through Ray Data, a folder through pandas:
-    the two pages are the same text (the table, the points, the figures)."""
+    the two pages are the same text (the table, the points, the figures). By default the
+    URI's report is written in its local folder and copied to the URI."""
+    import harness.distributed.store as store_module
+
+    monkeypatch.setattr(store_module, "RUNS_CACHE", tmp_path / "runs-cache")
     uri = f"file://{store_folder}"
-    with pytest.raises(UserError, match="a store on a URI; name the report's file with -o PATH"):
-        write_report(uri)
     local = write_report(store_folder, tmp_path / "local.html").read_text()
-    remote = write_report(uri, tmp_path / "remote.html").read_text()
+    remote = write_report(uri)
     assert ResultsStore(uri).uses_ray_data() and not ResultsStore(store_folder).uses_ray_data()
-    assert local == remote
+    assert remote == store_module.local_folder(uri) / "_report.html"
+    assert local == remote.read_text() == (store_folder / "_report.html").read_text()

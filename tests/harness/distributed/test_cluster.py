@@ -4,11 +4,13 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from harness.distributed.experiment import load_experiment
 from harness.distributed.runner import run_experiment
 
 
+@pytest.mark.cluster  # a two-node Ray: make test-cluster
 def test_one_gpu_actor_per_node_and_no_device_variables_touched(experiment_file, tmp_path):
     import ray
     from ray.cluster_utils import Cluster
@@ -34,8 +36,6 @@ def test_one_gpu_actor_per_node_and_no_device_variables_touched(experiment_file,
 
 
 def test_every_node_must_run_the_drivers_versions(ray_local, monkeypatch):
-    import pytest
-
     import harness.distributed.cluster as cluster
     from harness.core.errors import UserError
 

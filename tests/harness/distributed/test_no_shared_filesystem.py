@@ -196,7 +196,11 @@ def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(t
             pytest.fail(f"the two-node cluster did not start: {(tmp_path / 'ray-start.log').read_text()[-2000:]}")
 
         cluster_run = run_experiment(exp, private / "run", address=address, progress=False)
-        cluster_sweep = run_sweep(exp, "private-neggrad", 4, private / "sweep", address=address, progress=False)
+        import harness.distributed.store as store_module  # the sweep's store on a URI: its study stays local
+
+        monkeypatch.setattr(store_module, "RUNS_CACHE", private / "runs-cache")
+        cluster_sweep = run_sweep(exp, "private-neggrad", 4, f"file://{private}/sweep", address=address,
+                                  progress=False)
 
         ray.init(address=address, logging_level="ERROR")  # what the worker node sees of the driver's folder
         workers = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]

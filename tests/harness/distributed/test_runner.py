@@ -205,3 +205,36 @@ def test_a_failing_shard_leaves_its_set_to_the_job(ray_local, tmp_path):
     assert train_set([actor], [jobs[0], jobs[2]])[0] == [1.0, 1.0]
     train_sets([actor], [("ok", [jobs[0], jobs[2]])])  # a set that trains: the actor writes its record
     assert read_record(tmp_path, "ok")["how"] == "measured" and read_record(tmp_path, "ok")["workers"] == 1
+
+
+@pytest.mark.cluster  # a store on a URI is the cluster's: make test-cluster
+def test_a_run_into_a_uri_stores_its_records_there_resumes_and_reports(ray_local, experiment_file, tmp_path,
+                                                                      monkeypatch):
+    """``memory://`` (fsspec) takes an object store's path: files written once under their
+    final names, no rename; the run's log and the report are copied there at the end."""
+    import harness.distributed.store as store_module
+    from harness.distributed.store import local_folder
+    from reports.page import write_report
+
+    monkeypatch.setattr(store_module, "RUNS_CACHE", tmp_path / "runs-cache")
+    uri = f"memory://tru-test-run-{os.getpid()}/runs/exp"
+    exp = load_experiment(experiment_file(regimes='[{regime = "interaction", ratio = 0.2}]'))
+    summary = run_experiment(exp, uri, progress=False)
+    store = ResultsStore(uri)
+    frame = store.read("pandas")
+    assert summary.done == 2 and sorted(frame["status"]) == ["ok", "ok"] and frame["run_key"].is_unique
+    assert store.manifest()["experiment"] == "exp"
+    assert run_experiment(exp, uri, resume=True, progress=False).done == 0  # resumed from the URI's keys
+    with pytest.raises(UserError, match="already holds results"):
+        run_experiment(exp, uri, progress=False)
+    local = local_folder(uri)
+    assert (local / "_logs" / "run.log").is_file()
+    with store.fs.open_input_stream(store._path("_logs/run.log")) as handle:
+        assert b"run ended" in handle.read()
+    # memory:// lives in this process only, out of Ray Data's workers' reach (tests/reports/test_page.py
+    # reads a file:// store through Ray Data)
+    monkeypatch.setattr(ResultsStore, "uses_ray_data", lambda self: False)
+    report = write_report(uri)  # default: the local folder's _report.html, and a copy on the URI
+    assert report == local / "_report.html" and report.is_file()
+    with store.fs.open_input_stream(store._path("_report.html")) as handle:
+        assert handle.read() == report.read_bytes()

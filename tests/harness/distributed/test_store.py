@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -116,10 +118,46 @@ def test_ray_data_and_pandas_read_the_same_records(ray_local, tmp_path):
     assert len(by_pandas) == sum(5 for _ in range(4))
 
 
-def test_runs_refuse_an_out_on_a_uri_in_one_line():
-    from harness.core.errors import UserError
-    from harness.distributed.store import run_folder
+def test_a_run_on_a_uri_keeps_its_local_files_in_a_local_folder_and_copies_them_up(tmp_path, monkeypatch):
+    import harness.distributed.store as store_module
+    from harness.distributed.store import local_folder
 
-    with pytest.raises(UserError, match=r"^--out s3://bucket/runs: runs write into a local folder"):
-        run_folder("s3://bucket/runs")
-    assert str(run_folder("runs/x")) == "runs/x"
+    assert local_folder("runs/x") == Path("runs/x")  # a local store's files are in its folder
+    monkeypatch.setattr(store_module, "RUNS_CACHE", tmp_path / "runs-cache")
+    folder = local_folder("s3://bucket/runs/x")
+    assert folder == tmp_path / "runs-cache" / "s3-bucket-runs-x" and folder.is_absolute()
+    (folder / "_logs").mkdir(parents=True)
+    (folder / "_logs" / "run.log").write_text("log")
+    (folder / "_sweeps").mkdir()
+    (folder / "_sweeps" / "s.json").write_text('{"sweep": "s"}')
+    (folder / "_tune").mkdir()
+    (folder / "_tune" / "big.bin").write_bytes(b"x")  # Tune's state stays local
+    store = ResultsStore("memory://tru-test-publish/x")
+    assert store.publish(folder) == 2 and ResultsStore("runs/x").publish(folder) == 0
+    assert store.texts("_sweeps", ".json") == ['{"sweep": "s"}'] and store.texts("_nothing", ".json") == []
+    with store.fs.open_input_stream(store._path("_logs/run.log")) as handle:
+        assert handle.read() == b"log"
+    assert store.fs.get_file_info(store._path("_tune/big.bin")).type == __import__("pyarrow.fs").fs.FileType.NotFound
+
+
+def test_a_failed_write_on_an_object_store_leaves_no_record_file(monkeypatch):
+    import pyarrow.parquet as pq
+
+    store = ResultsStore(f"memory://tru-test-failed-{id(monkeypatch)}/x")
+    store.append(_records(1))
+    real = pq.write_table
+
+    def half(table, where, **kwargs):
+        where.write(b"PAR1 half a file")
+        raise KeyboardInterrupt  # killed mid-write
+
+    monkeypatch.setattr(pq, "write_table", half)
+    with pytest.raises(KeyboardInterrupt):
+        store.append(_records(2))
+    monkeypatch.setattr(pq, "write_table", real)
+    assert len(store.files()) == 1 and store.keys() == {"k0"}  # the half file never got a record file's name
+
+
+def test_a_file_given_as_a_store_is_no_store(tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert ResultsStore(tmp_path / "f").files() == []
