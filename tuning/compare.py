@@ -49,7 +49,7 @@ from methods import METHODS
 from reports.statistics import interval, paired_wins, wins
 from reports.tables import BASELINES, deletion_regimes, reference_values
 from reports.verdict import verdict_markdown
-from tuning.sweep import front_of, nearest_to_retraining, run_sweep, single_requests, sweep_name, trial_records
+from tuning.sweep import front_of, nearest_to_retraining, run_sweep, single_requests, sweep_name, trials_in
 
 #: what the compare tables show, on report seeds: (field, heading, better) with better in max/min/None
 SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS", "min"),
@@ -144,7 +144,7 @@ def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
                    "selection": regime.selection, "ratio": regime.ratio, "method": label, "method_name": spec.name,
                    "sweep": sweep, "params": None, "front": 0}
             if tuned(spec):
-                front = front_of(trial_records(store, sweep), objs)
+                front = front_of(trials_in(frame, sweep), objs)  # the store read once, not per cell and method
                 nearest = nearest_to_retraining(front, objs)
                 if nearest is not None:
                     row |= {"params": nearest["params"], "front": len(front)}

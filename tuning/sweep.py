@@ -88,7 +88,11 @@ def sweep_name(experiment: Experiment, method: str) -> str:
 
 def trial_records(store: ResultsStore, sweep: str) -> pd.DataFrame:
     """The records of a sweep's trials (one per trial and development task)."""
-    frame = store.read()
+    return trials_in(store.read(), sweep)
+
+
+def trials_in(frame: pd.DataFrame, sweep: str) -> pd.DataFrame:
+    """The trial records of ``sweep`` among the store's records ``frame``."""
     return frame[(frame["sweep"] == sweep) & (frame["split"] == "valid")].reset_index(drop=True)
 
 
