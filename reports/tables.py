@@ -17,6 +17,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from reports.grouping import summarise_groups
 from reports.pareto import REFERENCE, hypervolume_2d, pareto_mask
 from reports.statistics import interval
 
@@ -195,22 +196,14 @@ def method_table(records: pd.DataFrame, engine: str = "pandas") -> pd.DataFrame:
     ``field_low``, ``field_high``), the mean of :data:`CONTEXT`, the number of seeds, the params.
 
     ``engine``: ``"pandas"`` here, or ``"ray"``: the groups are summarised by Ray Data
-    (``groupby(...).map_groups`` tasks, on the cluster or a local Ray; the records are this
-    frame, sent from the driver); both give the same table (one :func:`_configuration_row`)."""
-    shown = records[records["kind"] != "trial"].dropna(subset=CELL + ["label"])  # as pandas' groupby drops them
-    if engine == "ray" and not shown.empty:
-        import ray.data
-
-        keys = CELL + ["label"]
-        columns = list(dict.fromkeys(keys + ["method", "params", "seed"] + [c for c in (*FIELDS, *CONTEXT) if c in shown]))
-        groups = shown.groupby(keys).ngroups
-        grouped = ray.data.from_pandas(shown[columns].reset_index(drop=True)).groupby(keys, num_partitions=min(groups, 16))
-        rows = grouped.map_groups(lambda g: pd.DataFrame([_configuration_row(g)]), batch_format="pandas").to_pandas()
-        table = pd.DataFrame(rows.to_dict("records"))[list(_configuration_row(shown.iloc[:1]))]  # as the pandas path builds it
+    (:func:`reports.grouping.summarise_groups`); both give the same table."""
+    shown = records[records["kind"] != "trial"]
+    keys = CELL + ["label"]
+    columns = list(dict.fromkeys(keys + ["method", "params", "seed"] + [c for c in (*FIELDS, *CONTEXT) if c in shown]))
+    table = summarise_groups(shown[columns], keys, _configuration_row, engine)
+    if engine == "ray" and not table.empty:
         figures = [c for c in table if c not in keys + ["method", "params", "seeds"]]
         table[figures] = table[figures].astype(float)  # an all-missing field comes back as nulls
-    else:
-        table = pd.DataFrame([_configuration_row(group) for _, group in _grouped(shown)])
     if table.empty:
         return table
     table["_order"] = [method_order(m) for m in table["method"]]
@@ -223,11 +216,6 @@ def _configuration_row(group: pd.DataFrame) -> dict:
                                                  "params": group["params"].iloc[0], "seeds": group["seed"].nunique()}
     row = _summarise(row, {field: _values(group, field) for field in FIELDS})
     return row | {name: _values(group, name).mean() for name in CONTEXT}
-
-
-def _grouped(frame: pd.DataFrame):
-    for key, group in frame.groupby(CELL + ["label"], sort=False):
-        yield (tuple(key[:3]), key[3]), group
 
 
 def reference_values(per_seed: pd.DataFrame, who: str) -> dict:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from harness.distributed.runner import run_experiment
 from harness.distributed.store import ResultsStore, identity, local_folder
 from harness.protocol.records import objectives
 from methods import METHODS
+from reports.grouping import summarise_groups
 from reports.statistics import interval, paired_wins, wins
 from reports.tables import BASELINES, deletion_regimes, reference_values
 from reports.verdict import verdict_markdown
@@ -59,6 +61,8 @@ SHOWN = [("retain_test_ndcg@20", "test N@20", "max"), ("forget_ks", "forget KS",
          ("unlearn_seconds", "unlearn s", "min")]
 #: what the verdict (:mod:`reports.verdict`) reads beyond SHOWN
 VERDICT_FIELDS = [f for f, _, _ in SHOWN] + ["speedup", "log_speedup", "abs_privleak"]
+#: what :func:`reports.statistics.interval` gives
+STATS = ("mean", "std", "low", "high", "n")
 #: the paired comparisons: (field, mode); ``abs:`` compares absolute values
 PAIRED = [("retain_test_ndcg@20", "max"), ("forget_ks", "min"), ("abs:privleak", "min"), ("agreement@20", "max")]
 
@@ -122,18 +126,20 @@ def run_compare(experiment: Experiment, trials: int, out: str | Path, *, resume:
                     if run.interrupted:
                         raise Interrupted(f"{run.done} new records of {spec.name} kept in {location}; run again "
                                           "with --resume")
-        chosen = choose(experiment, store)
-        (out / "_compare.md").write_text(compare_markdown(experiment, store.read(), chosen, trials))
+            engine = "ray" if store.uses_ray_data() else "pandas"  # on the cluster the sweeps ran on
+            records = store.read(engine)
+            chosen = choose(experiment, records)
+            (out / "_compare.md").write_text(compare_markdown(experiment, records, chosen, trials, engine))
     finally:
         store.publish(out)
     return CompareSummary(out, len(cells), len(specs), trials, chosen)
 
 
-def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
+def choose(experiment: Experiment, frame: pd.DataFrame) -> pd.DataFrame:
     """Per cell and method: its sweep, its representative's ``params`` (JSON) and how many
-    front configurations it has (1 for an untuned method, whose one configuration it is)."""
+    front configurations it has (1 for an untuned method, whose one configuration it is),
+    from the records ``frame`` of the comparison's store."""
     objs = objectives(experiment.tune.objectives)
-    frame = store.read()
     rows = []
     names = spec_labels(experiment.method_specs())
     for dataset, backbone, regime in itertools.product(experiment.datasets, experiment.backbones, experiment.regimes):
@@ -144,7 +150,7 @@ def choose(experiment: Experiment, store: ResultsStore) -> pd.DataFrame:
                    "selection": regime.selection, "ratio": regime.ratio, "method": label, "method_name": spec.name,
                    "sweep": sweep, "params": None, "front": 0}
             if tuned(spec):
-                front = front_of(trials_in(frame, sweep), objs)  # the store read once, not per cell and method
+                front = front_of(trials_in(frame, sweep), objs)
                 nearest = nearest_to_retraining(front, objs)
                 if nearest is not None:
                     row |= {"params": nearest["params"], "front": len(front)}
@@ -244,6 +250,36 @@ def _own_originals(rows: dict[str, pd.DataFrame], methods: list[str]) -> list[st
     return lines
 
 
+def cell_intervals(cells: list[dict[str, pd.DataFrame]], engine: str = "pandas") -> list[dict[str, dict[str, dict]]]:
+    """Per cell (its per-seed rows by method or reference), per name and field of
+    :data:`VERDICT_FIELDS`: :func:`reports.statistics.interval` of the field over the
+    name's rows (all NaN, ``n = 0``, where it has none). ``engine``: pandas, or Ray Data
+    tasks (:func:`reports.grouping.summarise_groups`); both give the same figures."""
+    out = [{name: {f: interval([]) for f in VERDICT_FIELDS} for name in rows} for rows in cells]
+    frames = [frame.reindex(columns=VERDICT_FIELDS).astype(float).assign(_cell=index, _name=name)
+              for index, rows in enumerate(cells) for name, frame in rows.items()]
+    if not frames:
+        return out
+    for row in summarise_groups(pd.concat(frames, ignore_index=True), ["_cell", "_name"], _intervals, engine).to_dict("records"):
+        out[int(row["_cell"])][row["_name"]] = {
+            f: {s: _number(row[f"{f}:{s}"], s) for s in STATS} for f in VERDICT_FIELDS}
+    return out
+
+
+def _number(value, stat: str):
+    """An interval's ``stat`` as :func:`reports.statistics.interval` gives it (Ray Data
+    returns a missing figure as ``None``)."""
+    if stat == "n":
+        return int(value)
+    return math.nan if value is None or pd.isna(value) else float(value)
+
+
+def _intervals(group: pd.DataFrame) -> dict:
+    """The :func:`cell_intervals` row of one (cell, name) group: ``field:stat`` columns."""
+    return {"_cell": group["_cell"].iloc[0], "_name": group["_name"].iloc[0]} | {
+        f"{f}:{s}": value for f in VERDICT_FIELDS for s, value in interval(group[f]).items()}
+
+
 def _fmt(stats: dict, digits: int = 3) -> str:
     if stats["n"] == 0:
         return "-"
@@ -277,8 +313,10 @@ def _searched_params(method: str, params: str) -> str:
     return json.dumps({k: short(v) for k, v in json.loads(params).items() if k in searched}, sort_keys=True)
 
 
-def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.DataFrame, trials: int) -> str:
-    """The tables of ``_compare.md`` (module docstring, step 4)."""
+def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.DataFrame, trials: int,
+                     engine: str = "pandas") -> str:
+    """The tables of ``_compare.md`` (module docstring, step 4); ``engine``: who computes
+    the intervals (:func:`cell_intervals`)."""
     training = ", ".join(f"{k} = {v}" for k, v in experiment.training.items()) or "the backbones' defaults"
     lines = [f"# tru compare: {experiment.name}", "",
              f"{trials} trials per tuned method ({experiment.tune.sampler}, sampler seed {experiment.tune.seed}, "
@@ -292,19 +330,19 @@ def compare_markdown(experiment: Experiment, records: pd.DataFrame, chosen: pd.D
              "digits); the others are the method's declared defaults.", ""]
     judged, objs = [], objectives(experiment.tune.objectives)
     chosen = chosen.assign(shown_regime=deletion_regimes(chosen))
+    sections = []  # per cell: its chosen rows, its records, its rows by method and reference
     for key, group in chosen.groupby(["dataset", "backbone", "regime", "selection", "ratio"], sort=False):
         dataset, backbone, regime, selection, ratio = key
         cell = records[(records["dataset"] == dataset) & (records["backbone"] == backbone) & (records["regime"] == regime)
                        & (records["selection"] == selection) & (records["ratio"] == ratio)]
-        rows = _cell_rows(cell, group)
+        rows = {name: _derived(frame) for name, frame in _cell_rows(cell, group).items()}
+        sections.append((group, cell, rows))
+    for (group, cell, rows), stats in zip(sections, cell_intervals([rows for _, _, rows in sections], engine)):
         methods = [m for m in group["method"] if m in rows]
-        title = [dataset, backbone, group["shown_regime"].iloc[0]]
+        title = [group["dataset"].iloc[0], group["backbone"].iloc[0], group["shown_regime"].iloc[0]]
         lines += [f"## {' / '.join(title)}", ""]
         lines.append("| method | seeds | " + " | ".join(h for _, h, _ in SHOWN) + " | params |")
         lines.append("|---|---|" + "---|" * len(SHOWN) + "---|")
-        rows = {name: _derived(frame) for name, frame in rows.items()}
-        stats = {name: {f: interval(frame[f]) if f in frame else interval([]) for f in VERDICT_FIELDS}
-                 for name, frame in rows.items()}
         seeds = {m: set(rows[m]["seed"]) for m in methods}
         complete = [m for m in methods if m in BASELINES and m != "retrain" and seeds[m] == set(experiment.report_seeds)]
         judged.append((" / ".join(title), {m: stats[m] for m in methods}, best_baseline(rows, complete, objs), seeds))

@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -347,13 +346,7 @@ def annotate_study(study: optuna.Study, attributes: dict) -> None:
 def write_sweep_info(out: Path, sweep: str, info: dict) -> Path:
     """``out/_sweeps/<sweep>.json``: what the report states about a sweep (objectives,
     trials asked, space, sampler, study path), written atomically."""
-    folder = out / "_sweeps"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{sweep}.json"
-    temporary = folder / f".{sweep}.json.tmp"
-    temporary.write_text(json.dumps(info, indent=1, sort_keys=True))
-    os.replace(temporary, path)
-    return path
+    return Path(ResultsStore(out).write_bytes(f"_sweeps/{sweep}.json", json.dumps(info, indent=1, sort_keys=True).encode()))
 
 
 class _NamedOptunaSearch(OptunaSearch):

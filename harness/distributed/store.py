@@ -209,6 +209,7 @@ class ResultsStore:
         self.fs, self.root = filesystem(location)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)  # renames are atomic here
         self.uri = "://" in self.location  # on a cluster: a shared mount or an object store
+        self._checked: set[str] = set()  # record files whose schema was read (written once, never changed)
 
     def _path(self, name: str) -> str:
         return posixpath.join(self.root, name) if not self.local else str(Path(self.root) / name)
@@ -317,10 +318,14 @@ class ResultsStore:
         copied = 0
         for path in paths:
             if path.is_file():
-                data = path.read_bytes()
-                self._write(path.relative_to(folder).as_posix(), lambda handle: handle.write(data))
+                self.write_bytes(path.relative_to(folder).as_posix(), path.read_bytes())
                 copied += 1
         return copied
+
+    def write_bytes(self, name: str, data: bytes) -> str:
+        """``data`` as the store's file ``name`` (e.g. ``_sweeps/s.json``), written whole
+        (:meth:`_write`); returns its path."""
+        return self._write(name, lambda handle: handle.write(data))
 
     def texts(self, folder: str, suffix: str) -> list[str]:
         """The text of each file ending in ``suffix`` directly in the store's ``folder``
@@ -335,8 +340,11 @@ class ResultsStore:
 
     def _dataset(self, files: list[str]) -> pq.ParquetDataset:
         """The record files as one dataset; a file that is not a record file (no
-        :data:`REQUIRED` columns, not Parquet) is a :class:`UserError` naming it."""
+        :data:`REQUIRED` columns, not Parquet) is a :class:`UserError` naming it. Each file's
+        schema is read once per store: record files are written once under unique names."""
         for path in files:
+            if path in self._checked:
+                continue
             name = posixpath.basename(path)
             try:
                 names = set(pq.read_schema(path, filesystem=self.fs).names)
@@ -346,6 +354,7 @@ class ResultsStore:
             if missing:
                 raise UserError(f"{self.location}: not a results store ({name} has no column "
                                 f"{', '.join(missing)})")
+            self._checked.add(path)
         return pq.ParquetDataset(files, schema=SCHEMA, filesystem=self.fs)
 
     def uses_ray_data(self) -> bool:
@@ -379,12 +388,11 @@ class ResultsStore:
 def _ray_read(files: list[str], fs: pafs.FileSystem) -> pd.DataFrame:
     """The record files read by Ray Data (``ray.data.read_parquet`` with the store's
     schema), in file order, as pandas: the same frame as the pandas path."""
+    import ray
     import ray.data
 
     table = ray.data.read_parquet(files, filesystem=fs, schema=SCHEMA, shuffle=None,
                                   include_paths=True).to_arrow_refs()
-    import ray
-
     parts = [t for t in ray.get(table) if t.num_rows]
     if not parts:
         return SCHEMA.empty_table().to_pandas()

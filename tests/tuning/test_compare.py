@@ -5,6 +5,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from harness.distributed.experiment import load_experiment
 from harness.distributed.store import ResultsStore
@@ -48,7 +49,7 @@ def test_a_killed_compare_resumes_with_every_trial_and_report_record_once(experi
     tuned_report = report[report["sweep"] == sweep]
     assert len(tuned_report) == 2 * front["params"].nunique()  # every front configuration x report seeds, once
     assert len(report[report["method"] == "graph_edit"]) == 2  # untuned: once per report seed
-    chosen = choose(experiment, store)
+    chosen = choose(experiment, frame)
     assert set(chosen["method"]) == {"graph_edit", "mmrecun"} and chosen["params"].notna().all()
     assert (out / "_compare.md").read_text().count("| graph_edit vs mmrecun |") == 1
 
@@ -241,7 +242,7 @@ def test_one_method_listed_twice_gives_two_rows_with_their_own_params(experiment
                                **{"own_original_retain_test_ndcg@20": own, "train_seconds_total": 5.0,
                                   "decisions": json.dumps({"workers": 2})}))
     store.append(records)
-    chosen = choose(experiment, store).set_index("method")
+    chosen = choose(experiment, store.read()).set_index("method")
     assert json.loads(chosen.loc["sisa (n_shards=2)", "params"])["n_shards"] == 2  # each its own configuration
     assert json.loads(chosen.loc["sisa (n_shards=3)", "params"])["n_shards"] == 3
     text = compare_markdown(experiment, store.read(), chosen.reset_index(), 1)
@@ -249,3 +250,33 @@ def test_one_method_listed_twice_gives_two_rows_with_their_own_params(experiment
     own = text.split("Own originals")[1].split("Paired wins")[0]  # the sharded models beside the shared original
     assert "| sisa (n_shards=2) | 0.120 ±0.000 [0.120, 0.120] |" in own and "| 2 |" in own and "graph_edit" not in own
     assert "| sisa (n_shards=3) | 0.130" in own
+
+
+def test_ray_data_computes_the_compare_tables_exactly_as_pandas(ray_local, experiment_file):
+    """Two cells, TRU against two baselines over 3 seeds, one field missing for one method:
+    the same _compare.md, verdict included, whichever engine computes the intervals."""
+    from tuning.compare import cell_intervals, compare_markdown
+
+    rec = _report_records()
+    experiment = load_experiment(experiment_file(
+        regimes='[{regime = "user", ratio = 0.05}, {regime = "user", ratio = 0.2}]', report_seeds="[0, 1, 2]",
+        methods='[{name = "graph_edit"}, {name = "mmrecun"}, {name = "tru"}]'))
+    chosen, records = [], []
+    for ratio in (0.05, 0.2):
+        for method, ndcg, ks in (("graph_edit", 0.14, 0.30), ("mmrecun", 0.12, 0.2), ("tru", 0.13, 0.1)):
+            sweep = f"s-{ratio}-{method}"
+            chosen.append({"dataset": "tiny", "backbone": "lightgcn", "regime": "user", "selection": "random",
+                           "ratio": ratio, "method": method, "sweep": sweep, "params": "{}", "front": 1})
+            extra = {} if method == "tru" else {"fairness_gap@20": 0.01 * ratio}
+            records += [rec(method, seed, ndcg + 0.003 * seed * ratio, ks - 0.01 * seed, sweep=sweep, split="test",
+                            ratio=ratio, speedup=10.0 ** (seed + 1), **extra) for seed in (0, 1, 2)]
+    records, chosen = pd.DataFrame(records), pd.DataFrame(chosen)
+    by_pandas = compare_markdown(experiment, records, chosen, 4)
+    by_ray = compare_markdown(experiment, records, chosen, 4, "ray")
+    assert by_pandas == by_ray
+    assert "## TRU against" in by_pandas and "| tru | 3 |" in by_pandas
+    rows = {"tru": pd.DataFrame({"seed": [0, 1, 2], "forget_ks": [0.1, 0.2, 0.3]})}
+    (mine,) = cell_intervals([rows], "ray")
+    assert mine["tru"]["forget_ks"]["mean"] == pytest.approx(0.2) and mine["tru"]["forget_ks"]["n"] == 3
+    assert mine["tru"]["forget_ks"]["high"] == pytest.approx(0.2 + 4.302653 * 0.1 / 3 ** 0.5, rel=1e-6)
+    assert mine["tru"]["privleak"]["n"] == 0  # a field the rows lack: no interval, not an error

@@ -161,3 +161,21 @@ def test_a_failed_write_on_an_object_store_leaves_no_record_file(monkeypatch):
 def test_a_file_given_as_a_store_is_no_store(tmp_path):
     (tmp_path / "f").write_text("x")
     assert ResultsStore(tmp_path / "f").files() == []
+
+
+def test_each_record_file_is_checked_once_per_store(tmp_path, monkeypatch):
+    """Reading a store of N files reads N schemas the first time and only new files' after."""
+    import pyarrow.parquet as pq
+
+    store = ResultsStore(tmp_path / "out")
+    store.append([record("a")])
+    store.append([record("b")])
+    read = []
+    real = pq.read_schema
+    monkeypatch.setattr(pq, "read_schema", lambda path, **kw: read.append(path) or real(path, **kw))
+    assert store.keys() == {"a", "b"} and len(read) == 2
+    store.append([record("c")])
+    assert len(store.read()) == 3 and len(read) == 3  # only the new file
+    (tmp_path / "out" / "part-zz.parquet").write_bytes(b"not parquet")
+    with pytest.raises(Exception, match="part-zz.parquet is not a Parquet file"):
+        store.read()
