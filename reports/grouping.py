@@ -37,10 +37,13 @@ def summarise_groups(frame: pd.DataFrame, keys: list[str], summarise: Callable[[
 
     order = frame.groupby(keys, sort=False).ngroup().rename("_group")
     numbered = pd.concat([frame, order], axis=1).reset_index(drop=True)
+    numbered["_row"] = range(len(numbered))
     partitions = min(int(order.max()) + 1, MAX_PARTITIONS)
 
-    def row(group: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame([{"_group": int(group["_group"].iloc[0])} | summarise(group.drop(columns="_group"))])
+    def row(group: pd.DataFrame) -> pd.DataFrame:  # the group's rows in the frame's order, as pandas gives them
+        group = group.sort_values("_row")
+        return pd.DataFrame([{"_group": int(group["_group"].iloc[0])}
+                             | summarise(group.drop(columns=["_group", "_row"]).reset_index(drop=True))])
 
     grouped = ray.data.from_pandas(numbered).groupby(keys, num_partitions=partitions)
     rows = grouped.map_groups(row, batch_format="pandas").to_pandas()

@@ -274,6 +274,13 @@ def test_ray_data_computes_the_compare_tables_exactly_as_pandas(ray_local, exper
     by_pandas = compare_markdown(experiment, records, chosen, 4)
     by_ray = compare_markdown(experiment, records, chosen, 4, "ray")
     assert by_pandas == by_ray
+    cells = [{"a": pd.DataFrame({"seed": [0, 1, 2], "forget_ks": [1e-8, 0.5, 1e8], "privleak": [None, None, None]}),
+              "b": pd.DataFrame({"seed": [0], "speedup": [3]}), "empty": pd.DataFrame({"seed": []})}, {}]
+    exact = pd.DataFrame([{"cell": i, "name": n, "field": f} | v for i, c in enumerate(cell_intervals(cells))
+                          for n, fields in c.items() for f, v in fields.items()])
+    by_tasks = pd.DataFrame([{"cell": i, "name": n, "field": f} | v for i, c in enumerate(cell_intervals(cells, "ray"))
+                             for n, fields in c.items() for f, v in fields.items()])
+    pd.testing.assert_frame_equal(exact, by_tasks, check_exact=True)  # unrounded, NaN where NaN
     assert "## TRU against" in by_pandas and "| tru | 3 |" in by_pandas
     rows = {"tru": pd.DataFrame({"seed": [0, 1, 2], "forget_ks": [0.1, 0.2, 0.3]})}
     (mine,) = cell_intervals([rows], "ray")
