@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from harness.core.errors import Interrupted, UserError, one_line
 from harness.core.paths import DEFAULT_CACHE, QUICKSTART
 from harness.data.datasets import load_dataset, shipped_datasets
+from harness.storage.locations import check_writable, is_uri, normalised
 
 
 def _parse_generated(text: str | None) -> dict[str, int] | None:
@@ -135,7 +136,7 @@ def cmd_train(args) -> None:
     device = torch.device(args.device) if args.device else None
     trained = train_backbone(
         dataset, args.backbone, args.seed, _parse_json_object(args.hparams, "--hparams"),
-        overrides, device=device, cache_dir=None if args.no_cache else Path(args.cache_dir),
+        overrides, device=device, cache_dir=None if args.no_cache else _cache(args.cache_dir),
         progress=not args.quiet,
     )
     graph = UserItemGraph(torch.from_numpy(dataset.train), dataset.n_users, dataset.n_items)
@@ -197,7 +198,7 @@ def cmd_unlearn(args) -> int:
     refs = prepare(
         dataset, args.backbone, task, args.seed, _parse_json_object(args.hparams, "--hparams"),
         {"max_epochs": args.epochs} if args.epochs else None,
-        cache_dir=Path(args.cache_dir), device=torch.device(args.device) if args.device else None,
+        cache_dir=_cache(args.cache_dir), device=torch.device(args.device) if args.device else None,
         progress=not args.quiet,
     )
     record = run_method(refs, args.method, params, budget)
@@ -288,7 +289,13 @@ def cmd_compare(args) -> int:
 
 def _shown(out: str) -> str:
     """A results location as printed: a folder made absolute, a URI as given."""
-    return out if "://" in out else str(Path(out).resolve())
+    return out if is_uri(out) else str(Path(out).resolve())
+
+
+def _cache(location: str) -> str:
+    """``--cache-dir`` (a folder or a URI), checked writable before any work."""
+    check_writable(location, "--cache-dir")
+    return normalised(location)
 
 
 def _print_overview(out: str) -> None:
@@ -325,7 +332,7 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generated-features", help="synthesise features NAME:DIM[,NAME:DIM]")
     p.add_argument("--device", help="torch device (default: cuda if present, else cpu)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"model cache (default: {DEFAULT_CACHE})")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"model cache, a folder or a URI (default: {DEFAULT_CACHE})")
     p.add_argument("--json", action="store_true", help="one JSON line on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

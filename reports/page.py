@@ -33,6 +33,7 @@ from plotly.offline import get_plotlyjs
 
 from harness.core.errors import UserError
 from harness.distributed.store import ResultsStore, local_folder
+from harness.storage.locations import is_uri
 from reports.figures import cell_figures, trial_figures
 from reports.pareto import REFERENCE
 from reports.sizes import size_figures
@@ -264,7 +265,7 @@ def write_report(store_folder: str | Path, path: str | Path | None = None, png_f
     store on a URI a copy there); returns the path. A store on a URI or a large one is
     read and summarised through Ray Data."""
     for given in (path, png_folder):
-        if given is not None and "://" in str(given):
+        if given is not None and is_uri(given):
             raise UserError(f"{given}: the report and its images are written to a local path (a store on a URI "
                             "gets a copy of the default report)")
     store = ResultsStore(store_folder)

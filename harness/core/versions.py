@@ -23,9 +23,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 #: what every trained model depends on: the backbone contract and blocks, seeding, and the
-#: training loop with its early stopping (evaluation), model building and checkpoints
+#: training loop with its early stopping (evaluation) and model building (the stored
+#: layout is :data:`harness.storage.model_cache.CHECKPOINT_FORMAT`, part of the model key)
 MODEL_SOURCES = ("backbones.base", "backbones.blocks", "harness.core", "harness.protocol.training",
-                 "harness.protocol.evaluation", "harness.protocol.models", "harness.protocol.checkpoints")
+                 "harness.protocol.evaluation", "harness.protocol.models")
 #: what every record depends on beyond its model and method: data and regimes, the
 #: method contract and the whole protocol (measures, audit, the record itself)
 RECORD_SOURCES = ("harness.data", "methods.base", "harness.protocol")

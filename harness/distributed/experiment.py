@@ -50,6 +50,7 @@ from harness.protocol import records
 from harness.protocol.audit import AUDIT_SIZE
 from harness.protocol.training import TrainConfig
 from harness.protocol.unlearning import code_version
+from harness.storage.locations import check_writable, is_uri, normalised
 from methods import METHODS, Budget
 
 
@@ -256,9 +257,20 @@ def resolve_and_check(experiment: Experiment, path: Path) -> Experiment:
         _check_objectives(experiment.tune.objectives)
     except _KeyError as exc:
         raise UserError(f"{path}: {exc.key}: {exc.error}") from None
-    cache = Path(experiment.cache_dir)
-    cache = cache if cache.is_absolute() else Path.cwd() / cache
-    return experiment.model_copy(update={"datasets": datasets, "cache_dir": str(cache)})
+    return experiment.model_copy(update={"datasets": datasets, "cache_dir": cache_location(experiment.cache_dir, path)})
+
+
+def cache_location(location: str, path: Path | str) -> str:
+    """The model cache of an experiment (``cache_dir``: a folder, relative to the working
+    directory, or a URI, :mod:`harness.storage.locations`), checked writable now, so that a
+    cache the run could not write is a one-line error before any work."""
+    location = normalised(location)
+    if is_uri(location):
+        try:
+            check_writable(location, "cache_dir")
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
+    return location
 
 
 class _KeyError(Exception):

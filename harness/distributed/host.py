@@ -9,7 +9,10 @@ cluster has none of them); ``shard_plan(job)`` and
 model's actors before its job runs; ``run(job)`` builds the job's forget task,
 trains or loads (model cache) the original and the retrained reference the first time
 that task is seen (and, on a report seed, the second retrained reference), keeps them,
-runs the method and returns the result record.
+runs the method and returns the result record. Its model cache is a folder or a URI
+(:class:`harness.storage.model_cache.ModelCache`); on a URI, hosts of every node take
+turns through the cluster's lease table (:mod:`harness.distributed.leases`, made by
+:func:`start_hosts`), so each model is trained once per cluster.
 
 The class is plain Python (unit tests and the Ray-overhead benchmark call it directly);
 :func:`remote_host` wraps it as a Ray actor. A host on a GPU uses the device Ray gave
@@ -34,18 +37,22 @@ from backbones import BACKBONES
 from harness.data.datasets import Dataset, load_dataset
 from harness.data.regimes import make_steps, make_task
 from harness.distributed.experiment import Job, RegimeSpec, step_key
+from harness.distributed.leases import ClusterLease, lease_table
 from harness.protocol import records
 from harness.protocol.models import build_backbone
 from harness.protocol.shards import ShardTrainer, read_record, write_record
 from harness.protocol.training import TrainConfig
 from harness.protocol.unlearning import RETRAIN2_SEED_OFFSET, References, prepare, run_method, run_steps, train_reference
+from harness.storage.locations import is_uri
+from harness.storage.model_cache import ModelCache
 from methods import METHODS, Budget, ForgetTask, ShardJob
 
 
 class ModelHost:
     def __init__(self, dataset: Dataset, backbone: str, seed: int, *, training: dict, hparams: dict,
                  audit_size: int, cache_dir: str, plugins: list[str], num_threads: int, use_gpu: bool = False,
-                 budget: Budget = Budget(), experiment: str = "", report: bool = False):
+                 budget: Budget = Budget(), experiment: str = "", report: bool = False,
+                 lease: ClusterLease | None = None):
         for module in plugins:
             importlib.import_module(module)
         torch.set_num_threads(max(1, num_threads))
@@ -53,7 +60,8 @@ class ModelHost:
         self.dataset = owned(dataset)
         self.backbone, self.seed = backbone, seed
         self.training, self.hparams = training, hparams
-        self.audit_size, self.cache_dir = audit_size, cache_dir
+        self.audit_size = audit_size
+        self.cache = ModelCache(cache_dir, lease)
         self.budget = budget
         self.experiment = experiment
         self.report = report  # a report seed: second retrain, audit on test pairs
@@ -90,7 +98,7 @@ class ModelHost:
         tasks = [None] if regime is None else [cumulative for _, cumulative in self.requests(regime)]
         for task in tasks:  # a sequence of requests: the reference of every step
             train_reference(self.dataset, self.backbone, seed, task, hparams=self.hparams,
-                            train_overrides=self.training, device=self.device, cache_dir=self.cache_dir, progress=False)
+                            train_overrides=self.training, device=self.device, cache_dir=self.cache, progress=False)
 
     def requests(self, spec: RegimeSpec) -> list[tuple[ForgetTask, ForgetTask]]:
         """``(request, cumulative task)`` per step of the regime (one step for a single request)."""
@@ -101,7 +109,7 @@ class ModelHost:
 
     def _prepared(self, task: ForgetTask) -> References:
         return prepare(self.dataset, self.backbone, task, self.seed, self.hparams, self.training,
-                       cache_dir=self.cache_dir, device=self.device, progress=False, audit_size=self.audit_size,
+                       cache_dir=self.cache, device=self.device, progress=False, audit_size=self.audit_size,
                        report=self.report)
 
     def steps(self, job: Job) -> list[tuple[ForgetTask, References]]:
@@ -137,18 +145,18 @@ class ModelHost:
         """Train one shard model into the model cache (or find it there): its
         ``train_seconds`` and whether it was ``cached``."""
         trained = ShardTrainer(self.dataset, self.backbone, self.hparams, self.training, self.device,
-                               self.cache_dir).train_one(shard)
+                               self.cache).train_one(shard)
         return {"train_seconds": float(trained.meta["train_seconds"]), "cached": trained.cached}
 
     def shard_record(self, key: str) -> dict | None:
         """The measured cost of shard set ``key`` in this node's model cache (None: none
         yet); read here, where the set's job will look for it, not on the driver."""
-        return read_record(self.cache_dir, key)
+        return read_record(self.cache, key)
 
     def write_shard_record(self, key: str, train_seconds: list[float], cached: list[bool], workers: int,
                            wall_seconds: float) -> None:
         """Record shard set ``key``'s measured cost in this node's model cache."""
-        write_record(self.cache_dir, key, train_seconds, cached, workers, wall_seconds)
+        write_record(self.cache, key, train_seconds, cached, workers, wall_seconds)
 
     def run(self, job: Job) -> dict:
         """Run ``job``; the record carries its ``run_key``, device and node. A failure of
@@ -230,8 +238,13 @@ def ship_datasets(datasets: dict[str, Dataset]) -> dict:
 def start_hosts(experiment, dataset, backbone: str, seed: int, count: int) -> list:
     """``count`` actors hosting (``dataset``: an object ref of :func:`ship_datasets`,
     ``backbone``, ``seed``) with the experiment's resources; ``num_gpus = "auto"`` asks for
-    1 GPU each when the cluster has GPUs."""
+    1 GPU each when the cluster has GPUs. A cache on a URI gets the cluster's lease table."""
     resources = experiment.resources
+    lease = None
+    if is_uri(experiment.cache_dir):
+        table = lease_table()
+        ray.get(table.holders.remote())  # it exists before any host asks for it
+        lease = ClusterLease()
     gpus = resources.num_gpus
     if gpus == "auto":
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
@@ -242,7 +255,7 @@ def start_hosts(experiment, dataset, backbone: str, seed: int, count: int) -> li
                            cache_dir=experiment.cache_dir, plugins=experiment.plugins,
                            num_threads=int(resources.num_cpus), use_gpu=gpus > 0,
                            budget=experiment.budget, experiment=experiment.name,
-                           report=experiment.is_report_seed(seed))
+                           report=experiment.is_report_seed(seed), lease=lease)
         for _ in range(count)
     ]
 

@@ -70,6 +70,7 @@ import pyarrow.parquet as pq
 
 from harness.core.errors import UserError
 from harness.protocol.records import IDENTITY, SCHEMA
+from harness.storage.locations import filesystem, folder_name, is_uri
 
 MANIFEST = "_experiment.json"
 #: the columns without which a Parquet file is not a record file of a store
@@ -78,24 +79,6 @@ REQUIRED = ("run_key", "status") + IDENTITY
 FIXED = ("experiment", "training", "budget", "audit_size")
 #: a local store whose record files exceed this many bytes is read with Ray Data
 LARGE_BYTES = 1 << 30
-
-
-def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
-    """``(filesystem, path in it)`` of a local folder (made absolute) or a URI; a URI
-    neither pyarrow nor fsspec opens is a one-line :class:`UserError`."""
-    text = str(location)
-    if "://" not in text:
-        return pafs.LocalFileSystem(), str(Path(text).absolute())
-    try:
-        return pafs.FileSystem.from_uri(text)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OSError) as arrow_error:
-        try:
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(text)
-        except (ImportError, ValueError, OSError) as exc:
-            raise UserError(f"{text}: not a folder nor a URI pyarrow or fsspec can open ({arrow_error}; {exc})") from None
-        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
 
 
 def identity(experiment, sweeps: dict | None = None) -> dict:
@@ -196,9 +179,9 @@ def local_folder(out: str | Path) -> Path:
     (:meth:`ResultsStore.publish`; a resume on another machine rebuilds the study from
     the stored trial records)."""
     text = str(out)
-    if "://" not in text:
+    if not is_uri(text):
         return Path(out)
-    return (RUNS_CACHE / re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")).absolute()
+    return (RUNS_CACHE / folder_name(text)).absolute()
 
 
 class ResultsStore:
@@ -208,7 +191,7 @@ class ResultsStore:
         self.location = str(location)
         self.fs, self.root = filesystem(location)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)  # renames are atomic here
-        self.uri = "://" in self.location  # on a cluster: a shared mount or an object store
+        self.uri = is_uri(self.location)  # on a cluster: a shared mount or an object store
         self._checked: set[str] = set()  # record files whose schema was read (written once, never changed)
 
     def _path(self, name: str) -> str:

@@ -2,8 +2,10 @@
 
 The cache key is a hash of the data fingerprint, the exact training pairs, the
 backbone name and hyperparameters, the training config, the seed and the code version
-(a hash of the sources a model depends on, :mod:`harness.core.versions`),
-so a deletion (different training pairs) can never hit a stale model.
+(a hash of the sources a model depends on, :mod:`harness.core.versions`), the kind of
+device it trains on, the torch version and the cache's file format, so a deletion
+(different training pairs) can never hit a stale model, nor a GPU run a CPU-trained one.
+The cache is a folder or a URI (:class:`harness.storage.model_cache.ModelCache`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 
 from backbones import BACKBONES
 from backbones.base import Backbone
@@ -25,8 +26,8 @@ from harness.core.paths import DEFAULT_CACHE
 from harness.core.seeding import seeded
 from harness.core.versions import model_code_version, modules_of
 from harness.data.datasets import Dataset
-from harness.protocol.checkpoints import load_checkpoint, save_checkpoint
 from harness.protocol.training import TrainConfig, TrainResult, train
+from harness.storage.model_cache import CHECKPOINT_FORMAT, ModelCache, as_cache
 
 
 def build_backbone(name: str, dataset: Dataset, seed: int, hparams: dict | None = None) -> Backbone:
@@ -64,11 +65,12 @@ def train_backbone(
     train_pairs: np.ndarray | None = None,
     valid_pairs: np.ndarray | None = None,
     device: torch.device | None = None,
-    cache_dir: Path | None = DEFAULT_CACHE,
+    cache_dir: ModelCache | str | Path | None = DEFAULT_CACHE,
     progress: bool = True,
 ) -> TrainedModel:
-    """Train (or load from the cache) ``backbone`` on ``train_pairs`` (default: D),
-    early-stopping on ``valid_pairs`` (default: the dataset's validation split)."""
+    """Train (or load from the cache ``cache_dir``: a folder, a URI or a cache; None: no
+    caching) ``backbone`` on ``train_pairs`` (default: D), early-stopping on
+    ``valid_pairs`` (default: the dataset's validation split)."""
     device = device or pick_device()
     config = TrainConfig.for_backbone(BACKBONES.get(backbone), **(train_overrides or {}))
     pairs = torch.from_numpy(np.ascontiguousarray(dataset.train if train_pairs is None else train_pairs))
@@ -84,21 +86,27 @@ def train_backbone(
             "config": config.model_dump(),
             "seed": seed,
             "code": model_code_version(modules_of(BACKBONES.get(backbone), Backbone)),
+            "device": torch.device(device).type,
+            "torch": torch.__version__,
+            "format": CHECKPOINT_FORMAT,
         }
     )
-    if cache_dir is None:
-        return _train(model, pairs, valid, config, seed, progress, dataset.name, backbone, None)
-    path = Path(cache_dir) / f"{backbone}-{key}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):  # hosts sharing a cache train each model once
-        if path.exists():
-            state, meta = load_checkpoint(path)
+    cache = as_cache(cache_dir)
+    if cache is None:
+        return _train(model, pairs, valid, config, seed, progress, dataset.name, backbone)
+    name = f"{backbone}-{key}.pt"
+    with cache.turn(name):  # hosts sharing a cache train each model once
+        stored = cache.load(name)
+        if stored is not None:
+            state, meta = stored
             model.load_state_dict(state)
             return TrainedModel(model, None, meta, cached=True)
-        return _train(model, pairs, valid, config, seed, progress, dataset.name, backbone, path)
+        trained = _train(model, pairs, valid, config, seed, progress, dataset.name, backbone)
+        cache.save(name, trained.result.state, trained.meta)
+        return trained
 
 
-def _train(model, pairs, valid, config, seed, progress, dataset_name, backbone, path) -> TrainedModel:
+def _train(model, pairs, valid, config, seed, progress, dataset_name, backbone) -> TrainedModel:
     result = train(
         model, pairs, valid, config, seed, progress=progress,
         description=f"{dataset_name}/{backbone}",
@@ -111,6 +119,4 @@ def _train(model, pairs, valid, config, seed, progress, dataset_name, backbone, 
         "valid": result.valid,
         "config": config.model_dump(),
     }
-    if path is not None:
-        save_checkpoint(path, result.state, meta)
     return TrainedModel(model, result, meta, cached=False)

@@ -7,7 +7,8 @@ deletion. Each shard model is a cached model like every other
 (:func:`harness.protocol.models.train_backbone`, keyed by its pairs, validation pairs and
 seed). Its unlearning cost is the *wall time* of training the set, which depends on how
 many workers trained it side by side, so it is measured when the set is trained and kept
-beside the cache in ``<cache>/shard-sets/<set key>.json`` (``wall_seconds``, ``workers``,
+beside the cache in ``<cache>/shard-sets/<set key>.json`` (a folder or a URI,
+:class:`harness.storage.model_cache.ModelCache`) (``wall_seconds``, ``workers``,
 ``train_seconds`` per shard, ``how``): a set found in the cache later reports that
 measurement, as the retrained reference reports its training time.
 
@@ -28,8 +29,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from backbones.base import Backbone
 from harness.core.versions import model_code_version, modules_of
 from harness.data.datasets import Dataset
 from harness.protocol.models import train_backbone
+from harness.storage.model_cache import ModelCache, as_cache
 from methods.base import ShardJob, TrainedShards
 
 FOLDER = "shard-sets"
@@ -71,14 +71,12 @@ def makespan(seconds: list[float], workers: int) -> float:
     return max(free)
 
 
-def read_record(cache_dir: Path | None, key: str) -> dict | None:
-    if cache_dir is None:
-        return None
-    path = Path(cache_dir) / FOLDER / f"{key}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+def read_record(cache_dir: ModelCache | str | Path | None, key: str) -> dict | None:
+    cache = as_cache(cache_dir)
+    return None if cache is None else cache.read_json(f"{FOLDER}/{key}.json")
 
 
-def write_record(cache_dir: Path | None, key: str, train_seconds: list[float], cached: list[bool], workers: int,
+def write_record(cache_dir: ModelCache | str | Path | None, key: str, train_seconds: list[float], cached: list[bool], workers: int,
                  wall_seconds: float) -> dict:
     """The set's record (module docstring), written atomically; it replaces an older one
     (a set trained again, say after its models left the cache, reports the new measurement)."""
@@ -87,16 +85,9 @@ def write_record(cache_dir: Path | None, key: str, train_seconds: list[float], c
     record = ({"wall_seconds": wall_seconds, "how": "measured"} if not any(cached)
               else {"wall_seconds": makespan(train_seconds, workers), "how": "schedule"})
     record |= {"workers": workers, "train_seconds": train_seconds}
-    if cache_dir is None:
-        return record
-    folder = Path(cache_dir) / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, folder / f"{key}.json")
+    cache = as_cache(cache_dir)
+    if cache is not None:
+        cache.write_json(f"{FOLDER}/{key}.json", record)
     return record
 
 
@@ -110,7 +101,7 @@ class ShardTrainer:
     hparams: dict
     train_overrides: dict
     device: object
-    cache_dir: Path | None
+    cache_dir: ModelCache | str | Path | None
 
     def train_one(self, job: ShardJob):
         return train_backbone(self.dataset, self.backbone, job.seed, self.hparams, self.train_overrides,

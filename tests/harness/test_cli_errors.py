@@ -70,6 +70,18 @@ def test_a_negative_seed_is_refused_before_any_work(command, seed, tiny_folder, 
     assert not cache.exists()  # no model trained or cached
 
 
+@pytest.mark.parametrize("command", ["train", "unlearn"])
+def test_a_cache_dir_that_cannot_be_written_is_refused_before_training(command, tiny_folder, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    argv = [command, "--dataset", str(tiny_folder), "--backbone", "lightgcn", "--epochs", "1",
+            "--cache-dir", f"file://{blocker}/models", "--quiet", "--json"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"tru: error: --cache-dir file://{blocker}/models: cannot be written (")
+    assert captured.err.count("\n") == 1 and captured.out == ""
+
+
 def test_a_failing_method_exits_1_with_its_error_record(tiny_folder, tmp_path, capsys):
     import methods.faults  # noqa: F401  (registers fault-raise)
 

@@ -101,3 +101,16 @@ def test_cli_config_error_exit_code_and_nothing_written(experiment_file, tmp_pat
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("tru: error:") and len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_model_cache_may_be_a_uri_and_one_that_cannot_be_written_is_refused(experiment_file, tmp_path):
+    exp = load_experiment(experiment_file(cache_dir='"memory://tests-experiment/models"'))
+    assert exp.cache_dir == "memory://tests-experiment/models"
+    assert load_experiment(experiment_file(cache_dir='"relative/cache"')).cache_dir.endswith("/relative/cache")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    path = experiment_file(cache_dir=f'"file://{blocker}/models"')
+    with pytest.raises(UserError, match=rf"^{path}: cache_dir file://{blocker}/models: cannot be written"):
+        load_experiment(path)
+    with pytest.raises(UserError, match=r"file:// URI needs an absolute path"):
+        load_experiment(experiment_file(cache_dir='"file://models"'))

@@ -2,12 +2,14 @@
 
 The worker node runs in its own mount namespace (``unshare -m``) with an empty tmpfs
 mounted over the driver's private folder, which holds the dataset (a copy), a plugin
-method module, the run folder and the model cache; over the project's package folders
+method module and the run folder; over the project's package folders
 (so it runs the code ``ray.ship_code`` sends); and over the head's unpacked runtime
 environments (so it fetches the shipped modules from Ray itself). The head node has no
 CPUs, so every model host runs on the worker. A run (the plugin method, a partitioned
 method and a built-in) and a 4-trial sweep of the plugin method must finish there with
 the same records as on a single-node Ray that reads everything, each record stored once.
+The model cache is a ``file://`` URI outside the private folder (a shared mount, as a
+cluster's bucket would be): it must end up holding the single-node run's models.
 
 It takes about 4 minutes, so it is marked ``cluster``: ``make test`` leaves it out and
 ``make test-cluster`` (run by ``.ci/run`` after ``make test``) runs it.
@@ -105,7 +107,7 @@ def _stop(process: subprocess.Popen, marker: str) -> None:
             continue
 
 
-def _experiment_text(private: Path, data: Path) -> str:
+def _experiment_text(private: Path, data: Path, cache: str) -> str:
     return textwrap.dedent(f"""
         name = "hidden"
         datasets = ["{data}"]
@@ -115,7 +117,7 @@ def _experiment_text(private: Path, data: Path) -> str:
         plugins = ["{PLUGIN}"]
         methods = [{{name = "private-neggrad", params = {{lr = 0.01}}}}, {{name = "graph_edit"}},
                    {{name = "sisa", params = {{n_shards = 2}}}}]
-        cache_dir = "{private / 'cache'}"
+        cache_dir = "{cache}"
         regimes = [{{regime = "interaction", ratio = 0.2}}]
         training = {{max_epochs = 3, batch_size = 64}}
         resources = {{actors_per_model = 1, num_cpus = 1, num_gpus = 0}}
@@ -154,7 +156,8 @@ def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(t
     data = shutil.copytree(tiny_folder, private / "data" / "tiny")
     monkeypatch.syspath_prepend(str(private / "plugins"))
     experiment = private / "exp.toml"
-    experiment.write_text(_experiment_text(private, data))
+    shared_cache = tmp_path / "shared-cache"
+    experiment.write_text(_experiment_text(private, data, f"file://{shared_cache}"))
     exp = load_experiment(experiment)
 
     temp = tempfile.mkdtemp(prefix="tru-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
@@ -239,3 +242,5 @@ def test_a_worker_node_without_the_drivers_files_gives_the_single_node_records(t
     pd.testing.assert_frame_equal(_comparable(ResultsStore(private / "sweep").read(), TRIAL_IDS),
                                   _comparable(ResultsStore(single / "sweep").read(), TRIAL_IDS))
     assert single_sweep.trials == cluster_sweep.trials == 4
+    models = sorted(p.name for p in shared_cache.glob("*.pt"))  # trained on the worker, once, into the shared URI
+    assert models and models == sorted(p.name for p in (single / "cache").glob("*.pt"))
