@@ -73,6 +73,7 @@ PROBE_DRAWS = 4  # random-sign backward passes per Fisher probe (fisher)
 REDRAWS = 3  # re-drawn copies pooled into the user-deletion target
 RATIO_CLIP = 100.0  # r_b / median r is clipped to [1 / RATIO_CLIP, RATIO_CLIP]
 CHUNK = 256  # pairs per block of the percentile count
+BLOCK_ENTRIES = 2**25  # scores per block of users in the percentiles (128 MB in float32)
 
 
 @contextlib.contextmanager
@@ -104,25 +105,36 @@ def _with_item_residual(module, args, output):
     return users, items + module.item_residual
 
 
-def percentiles(users, items, pairs, exclude) -> torch.Tensor:
+def percentiles(users, items, pairs, exclude, block_entries: int = BLOCK_ENTRIES) -> torch.Tensor:
     """Rank percentiles ``[n]`` of ``pairs`` ``[n, 2]`` from detached scores:
     ``p = 1 - #{candidates c: s(u,c) > s(u,i)} / (n_u - 1)`` (1 = top; ties do not count as
     above), candidates being the items outside u's retained training items (``exclude``,
-    a boolean CSR ``[U, I]``), ``n_u`` their number (at least 2). One ``[users, I]`` score
-    matrix for the distinct users of ``pairs``."""
+    a boolean CSR ``[U, I]``), ``n_u`` their number (at least 2). The distinct users of
+    ``pairs`` are scored in blocks of ``[b, I]`` with ``b * I <= block_entries`` (at least
+    one user), so memory does not grow with the number of users (at 100k users x 170k
+    items one ``[users, I]`` matrix would take 68 GB)."""
     with torch.no_grad():
         unique, inverse = torch.unique(pairs[:, 0], return_inverse=True)
-        scores = users[unique.to(users.device)] @ items.T  # [n_u, I]
-        inverse, device = inverse.to(scores.device), scores.device
-        rows, cols = (t.to(device) for t in row_entries(exclude, unique))
-        n_cand = (scores.shape[1] - torch.bincount(rows, minlength=len(unique))).clamp(min=2).float()
-        s = scores[inverse, pairs[:, 1].to(device)]
-        scores[rows, cols] = float("-inf")
-        above = torch.empty(len(s), device=device)
-        for begin in range(0, len(s), CHUNK):  # chunks of rows stay in cache: 3.6x faster than all at once
-            part = slice(begin, begin + CHUNK)
-            above[part] = (scores[inverse[part]] > s[part, None]).sum(1, dtype=torch.int32).float()  # 1.2x count_nonzero
-        return 1.0 - above / (n_cand[inverse] - 1)
+        device, n_items = users.device, items.shape[0]
+        order = torch.argsort(inverse, stable=True)  # the pairs grouped by user, block by block
+        ends = torch.cumsum(torch.bincount(inverse, minlength=len(unique)), 0).tolist()
+        step = max(1, block_entries // max(n_items, 1))
+        out = torch.empty(len(pairs), device=device)
+        for first in range(0, len(unique), step):
+            block = unique[first : first + step]
+            mine = order[(ends[first - 1] if first else 0) : ends[first + len(block) - 1]].to(device)
+            local = inverse.to(device)[mine] - first  # row of each of the block's pairs in ``scores``
+            scores = users[block.to(device)] @ items.T  # [b, I]
+            rows, cols = (t.to(device) for t in row_entries(exclude, block))
+            n_cand = (n_items - torch.bincount(rows, minlength=len(block))).clamp(min=2).float()
+            s = scores[local, pairs[:, 1].to(device)[mine]]
+            scores[rows, cols] = float("-inf")
+            above = torch.empty(len(s), device=device)
+            for begin in range(0, len(s), CHUNK):  # chunks of rows stay in cache: 3.6x faster than all at once
+                part = slice(begin, begin + CHUNK)
+                above[part] = (scores[local[part]] > s[part, None]).sum(1, dtype=torch.int32).float()  # 1.2x count_nonzero
+            out[mine] = 1.0 - above / (n_cand[local] - 1)
+        return out
 
 
 def matched_targets(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -246,8 +246,12 @@ def test_percentiles_match_the_plain_formula():
     # users excluding from 0 to 30 of the 40 items, so the candidate counts differ widely
     mask = torch.rand(n_users, n_items, generator=gen) < torch.linspace(0, 0.75, n_users)[:, None]
     pairs = torch.stack([torch.randint(n_users, (60,), generator=gen), torch.randint(n_items, (60,), generator=gen)], 1)
-    got = percentiles(users, items, pairs, mask.to_sparse_csr())
-    torch.testing.assert_close(got, _percentiles_one_by_one(users, items, pairs, mask.to_sparse_csr()))
+    plain = _percentiles_one_by_one(users, items, pairs, mask.to_sparse_csr())
+    torch.testing.assert_close(percentiles(users, items, pairs, mask.to_sparse_csr()), plain)
+    # scored in blocks of one, five and twelve users: each pair still meets its own user's row
+    for block_entries in (1, 5 * n_items, 12 * n_items):
+        got = percentiles(users, items, pairs, mask.to_sparse_csr(), block_entries=block_entries)
+        torch.testing.assert_close(got, plain)
 
 
 def test_matched_targets_by_hand():
