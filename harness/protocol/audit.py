@@ -68,6 +68,7 @@ AUDIT_SIZE = 2000  # pairs per side (members, non-members) at most: the default 
 FOLDS = 5
 BOOTSTRAP = 1000
 POPULARITY_BINS = 10
+PAIR_CHUNK = 256  # pairs per block of the rank comparison in rank_features
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,9 @@ def audit_sample(dataset, task, size: int = AUDIT_SIZE, seed: int = 0, split: st
 def rank_features(users: torch.Tensor, items: torch.Tensor, pairs: torch.Tensor, exclude: torch.Tensor,
                   chunk: int = 512) -> np.ndarray:
     """``[n, 3]`` features ``(s, z, p)`` of ``pairs`` ``[n, 2]`` from final embeddings
-    ``[U, d]``, ``[I, d]``; ``exclude``: boolean CSR ``[U, I]`` of retained training items."""
+    ``[U, d]``, ``[I, d]``; ``exclude``: boolean CSR ``[U, I]`` of retained training items.
+    Users are scored ``chunk`` at a time (``[chunk, I]``) and their pairs compared
+    :data:`PAIR_CHUNK` at a time, so memory does not grow with the users or the pairs."""
     out = np.empty((len(pairs), 3))
     if len(pairs) == 0:
         return out
@@ -140,7 +143,10 @@ def rank_features(users: torch.Tensor, items: torch.Tensor, pairs: torch.Tensor,
             mine = ((inverse >= start) & (inverse < start + len(rows))).nonzero().squeeze(1)
             local = (inverse[mine] - start).to(scores.device)
             s = scores[local, pairs[mine, 1].to(scores.device)]
-            above = (candidates[local] > s[:, None]).sum(1).double()
+            above = torch.empty(len(s), dtype=torch.float64, device=scores.device)
+            for begin in range(0, len(s), PAIR_CHUNK):  # [PAIR_CHUNK, I] at a time: a deleted user's
+                part = slice(begin, begin + PAIR_CHUNK)  # hundreds of pairs need not expand at once
+                above[part] = (candidates[local[part]] > s[part, None]).sum(1).double()
             p = 1.0 - above / (n_cand[local] - 1)
             z = (s.double() - mean[local]) / std[local]
             out[mine.numpy()] = torch.stack([s.double(), z, p], 1).cpu().numpy()
