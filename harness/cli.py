@@ -77,6 +77,15 @@ def cmd_datasets(args) -> None:
         print(f"{r['dataset']:<12}{r['users']:>8}{r['items']:>8}{r['interactions']:>14}{r['density']:>10.4%}  {mods}")
 
 
+def cmd_synthesize(args) -> None:
+    from harness.synthetic import synthesize
+
+    out = synthesize(args.scale, args.seed, args.out)
+    summary = load_dataset(out).summary()
+    print(f"{out}: {summary['dataset']} (SYNTHETIC): {summary['users']} users, {summary['items']} items, "
+          f"{summary['interactions']} interactions, modalities {', '.join(summary['modalities'])}")
+
+
 def cmd_backbones(args) -> None:
     from backbones import BACKBONES  # torch
 
@@ -354,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", nargs="*", help="shipped names or folders (default: all shipped)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_datasets, command_parser=p)
+
+    p = sub.add_parser("synthesize", help="write a SYNTHETIC MMRec folder of SCALE times ml100k's users and items "
+                                          "(power-law, two planted modalities) for cost measurements")
+    p.add_argument("--scale", type=float, required=True, help="users and items as a multiple of ml100k's (10 = 10x)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument("--out", required=True, help="the folder to create (must not exist)")
+    p.set_defaults(func=cmd_synthesize, command_parser=p)
 
     p = sub.add_parser("backbones", help="list registered backbones, their hyperparameters and training defaults")
     p.add_argument("--json", action="store_true", help="one JSON object per backbone")
