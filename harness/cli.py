@@ -71,10 +71,11 @@ def cmd_datasets(args) -> None:
         for row in rows:
             print(json.dumps(row))
         return
-    print(f"{'dataset':<12}{'users':>8}{'items':>8}{'interactions':>14}{'density':>10}  modalities")
+    width = max([12] + [len(r["dataset"]) + 2 for r in rows])
+    print(f"{'dataset':<{width}}{'users':>8}{'items':>8}{'interactions':>14}{'density':>10}  modalities")
     for r in rows:
         mods = ", ".join(r["modalities"]) or "none"
-        print(f"{r['dataset']:<12}{r['users']:>8}{r['items']:>8}{r['interactions']:>14}{r['density']:>10.4%}  {mods}")
+        print(f"{r['dataset']:<{width}}{r['users']:>8}{r['items']:>8}{r['interactions']:>14}{r['density']:>10.4%}  {mods}")
 
 
 def cmd_synthesize(args) -> None:

@@ -50,7 +50,7 @@ from harness.protocol import records
 from harness.protocol.audit import AUDIT_SIZE
 from harness.protocol.training import TrainConfig
 from harness.protocol.unlearning import code_version
-from harness.storage.locations import check_writable, is_uri, normalised
+from harness.storage.locations import check_writable, normalised
 from methods import METHODS, Budget
 
 
@@ -265,11 +265,10 @@ def cache_location(location: str, path: Path | str) -> str:
     directory, or a URI, :mod:`harness.storage.locations`), checked writable now, so that a
     cache the run could not write is a one-line error before any work."""
     location = normalised(location)
-    if is_uri(location):
-        try:
-            check_writable(location, "cache_dir")
-        except UserError as exc:
-            raise UserError(f"{path}: {exc}") from None
+    try:
+        check_writable(location, "cache_dir")
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     return location
 
 

@@ -149,13 +149,14 @@ class ModelHost:
         return {"train_seconds": float(trained.meta["train_seconds"]), "cached": trained.cached}
 
     def shard_record(self, key: str) -> dict | None:
-        """The measured cost of shard set ``key`` in this node's model cache (None: none
-        yet); read here, where the set's job will look for it, not on the driver."""
+        """The measured cost of shard set ``key`` in the host's model cache (this node's
+        folder, or the cluster's URI; None: none yet); read here, where the set's job will
+        look for it, not on the driver."""
         return read_record(self.cache, key)
 
     def write_shard_record(self, key: str, train_seconds: list[float], cached: list[bool], workers: int,
                            wall_seconds: float) -> None:
-        """Record shard set ``key``'s measured cost in this node's model cache."""
+        """Record shard set ``key``'s measured cost in the host's model cache."""
         write_record(self.cache, key, train_seconds, cached, workers, wall_seconds)
 
     def run(self, job: Job) -> dict:

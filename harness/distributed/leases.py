@@ -16,8 +16,11 @@ two trainers that both believed they held it.
 :class:`ClusterLease` is what a host's cache uses (:meth:`ModelCache.turn`): it waits for
 the name, or until the model is in the cache (another node trained it), polling every
 :data:`POLL_SECONDS`. If the table cannot be reached for :data:`UNREACHABLE_SECONDS` it
-warns and trains without a lease: a lease only saves work (two trainers write the same
-bytes under the same name), so being unable to reach it must not stop a run.
+warns and trains without a lease, and so does every later wait of that process for the
+next :data:`UNREACHABLE_SECONDS` (no second minute lost per model): a lease only saves
+work (the cache keeps the first model stored, :meth:`ModelCache.save`), so being unable to
+reach it must not stop a run. A renewal waits at most :data:`CALL_SECONDS`, so a slow one
+cannot outlast the term; a renewal the table refuses (the lease lapsed) is warned about.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ TERM_SECONDS = 30.0
 RENEW_SECONDS = 10.0
 POLL_SECONDS = 2.0
 UNREACHABLE_SECONDS = 60.0
+CALL_SECONDS = 5.0  # the longest wait for one renewal or release (RENEW + CALL < TERM)
 
 
 class LeaseTable:
@@ -101,38 +105,25 @@ def lease_table(term: float = TERM_SECONDS):
 
 
 class ClusterLease:
-    """A cache's cluster-wide turn at a name (module docstring); pickles to nothing, so each
-    host finds the table itself."""
+    """A cache's cluster-wide turn at a name (module docstring); pickles to its settings, so
+    each host finds the table itself."""
 
     def __init__(self, poll: float = POLL_SECONDS, renew: float = RENEW_SECONDS,
-                 unreachable: float = UNREACHABLE_SECONDS):
-        self.poll, self.renew, self.unreachable = poll, renew, unreachable
+                 unreachable: float = UNREACHABLE_SECONDS, call: float = CALL_SECONDS):
+        self.poll, self.renew, self.unreachable, self.call = poll, renew, unreachable, call
+        self.down_until = 0.0  # this process found the table unreachable: no lease until then
 
     def __reduce__(self):
-        return ClusterLease, (self.poll, self.renew, self.unreachable)
+        return ClusterLease, (self.poll, self.renew, self.unreachable, self.call)
 
     @contextlib.contextmanager
     def held(self, name: str, done: Callable[[], bool]) -> Iterator[None]:
         """Hold ``name`` for the body, or run the body at once when ``done()`` (the model
         is in the cache) or when the table stays unreachable."""
-        holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        reached = time.monotonic()
-        while True:
-            if done():
-                yield
-                return
-            try:
-                table = ray.get_actor(NAME, namespace=NAMESPACE)
-                if ray.get(table.acquire.remote(name, holder), timeout=self.unreachable):
-                    break
-                reached = time.monotonic()
-            except (RayError, GetTimeoutError, ValueError) as exc:  # ValueError: no such actor
-                if time.monotonic() - reached > self.unreachable:
-                    warnings.warn(f"model-cache lease table unreachable for {self.unreachable:.0f} s ({exc}); "
-                                  f"training {name} without a lease", RuntimeWarning, stacklevel=3)
-                    yield
-                    return
-            time.sleep(self.poll)
+        table, holder = self._wait(name, done)
+        if table is None:
+            yield
+            return
         stop = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(table, name, holder, stop), daemon=True)
         renewer.start()
@@ -140,11 +131,40 @@ class ClusterLease:
             yield
         finally:
             stop.set()
-            renewer.join()
+            renewer.join(timeout=self.call)
             with contextlib.suppress(RayError, GetTimeoutError):
-                ray.get(table.release.remote(name, holder), timeout=self.unreachable)
+                ray.get(table.release.remote(name, holder), timeout=self.call)
+
+    def _wait(self, name: str, done: Callable[[], bool]):
+        """``(table, holder)`` once ``name`` is granted, or ``(None, None)``: the model is
+        stored, or the table is unreachable (then warned about, once per outage)."""
+        holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        reached = time.monotonic()
+        while True:
+            if time.monotonic() < self.down_until:
+                return None, None
+            try:
+                if done():
+                    return None, None
+                table = ray.get_actor(NAME, namespace=NAMESPACE)
+                if ray.get(table.acquire.remote(name, holder), timeout=self.unreachable):
+                    return table, holder
+                reached = time.monotonic()
+            except (RayError, GetTimeoutError, ValueError, OSError) as exc:  # ValueError: no such actor;
+                if time.monotonic() - reached > self.unreachable:          # OSError: done() on a flaky store
+                    self.down_until = time.monotonic() + self.unreachable
+                    warnings.warn(f"model-cache lease table unreachable for {self.unreachable:.0f} s ({exc}); "
+                                  f"training {name} without a lease", RuntimeWarning, stacklevel=4)
+                    return None, None
+            time.sleep(self.poll)
 
     def _renew(self, table, name: str, holder: str, stop: threading.Event) -> None:
         while not stop.wait(self.renew):
-            with contextlib.suppress(RayError, GetTimeoutError):
-                ray.get(table.renew.remote(name, holder), timeout=self.unreachable)
+            try:
+                kept = ray.get(table.renew.remote(name, holder), timeout=self.call)
+            except (RayError, GetTimeoutError):
+                continue
+            if not kept:
+                warnings.warn(f"model-cache lease on {name} lapsed while training it; another node may train "
+                              "it too (the cache keeps the first model stored)", RuntimeWarning, stacklevel=2)
+                return

@@ -6,14 +6,15 @@ URI that ``pyarrow.fs`` opens (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``,
 ``pyarrow.fs.FSSpecHandler``). The results store and the model cache both live on one.
 
 Whole files only: :func:`write_whole` writes a file so that a reader sees either nothing
-or all of it (on a local filesystem a temporary name and a rename; on an object store an
-object appears whole when its upload closes, so it is written once under its final
-name). Every problem a user can cause (a URI no library opens, a relative ``file://``
+or all of it: under a hidden temporary name beside it, then moved to its name (a rename on
+a local filesystem or HDFS; on an object store a copy, and an object appears whole). Every problem a user can cause (a URI no library opens, a relative ``file://``
 path, a location that cannot be written) is a one-line :class:`UserError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import posixpath
 import re
@@ -33,8 +34,12 @@ def is_uri(location: str | Path) -> bool:
 
 
 def normalised(location: str | Path) -> str:
-    """``location`` as the harness keeps it: a local path made absolute, a URI unchanged."""
-    return str(location) if is_uri(location) else str(Path(location).absolute())
+    """``location`` as the harness keeps it: a local path made absolute, a URI without a
+    trailing ``/`` (``s3://b/models/`` and ``s3://b/models`` are one location)."""
+    if not is_uri(location):
+        return str(Path(location).absolute())
+    text = str(location)
+    return text.rstrip("/") if not text.endswith(":///") else text
 
 
 def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
@@ -59,8 +64,11 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
 
 
 def folder_name(location: str | Path) -> str:
-    """``location`` as one safe folder name (``s3://b/models`` -> ``s3-b-models``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(location)).strip("-")
+    """``location`` as one safe folder name, readable and distinct: ``s3://b/models`` ->
+    ``s3-b-models-<8 hex digits of its SHA-256>`` (``s3://b-models`` has another)."""
+    text = normalised(location)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', text).strip('-')}-{digest}"
 
 
 def node_folder(kind: str, location: str | Path) -> Path:
@@ -80,13 +88,22 @@ def exists(fs: pafs.FileSystem, path: str) -> bool:
 
 
 def write_whole(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that no reader sees part of it (module docstring);
-    a failed write leaves no temporary file behind."""
-    parent = posixpath.dirname(path) if not isinstance(fs, pafs.LocalFileSystem) else str(Path(path).parent)
+    """Write ``data`` to ``path`` so that no reader sees part of it (module docstring): a
+    hidden temporary file beside it, moved into place; a failed write leaves no temporary
+    file behind. A local file gets the umask's permissions (``mkstemp`` alone gives 0600)."""
+    local = isinstance(fs, pafs.LocalFileSystem)
+    parent = str(Path(path).parent) if local else posixpath.dirname(path)
     fs.create_dir(parent, recursive=True)
-    if not isinstance(fs, pafs.LocalFileSystem):
-        with fs.open_output_stream(path) as handle:
-            handle.write(data)
+    if not local:
+        tmp = posixpath.join(parent, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+        try:
+            with fs.open_output_stream(tmp) as handle:
+                handle.write(data)
+            fs.move(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError, pa.ArrowException):
+                fs.delete_file(tmp)
+            raise
         return
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{Path(path).name}.", suffix=".tmp")
     try:
@@ -94,10 +111,17 @@ def write_whole(fs: pafs.FileSystem, path: str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_bytes(fs: pafs.FileSystem, path: str) -> bytes | None:
@@ -114,13 +138,28 @@ def read_bytes(fs: pafs.FileSystem, path: str) -> bytes | None:
 
 
 def check_writable(location: str | Path, what: str) -> None:
-    """Write and delete a small probe file at ``location``, so that a location the harness
-    cannot write is a one-line :class:`UserError` (naming ``what``, e.g. ``cache_dir``)
-    before any work, not a failure hours later."""
-    fs, root = filesystem(location)
+    """A local folder: it, or the nearest folder above it that exists, is a writable folder.
+    A URI: write a small probe file at ``location`` (and delete it where deleting is allowed: the
+    harness never deletes), so that a location the harness cannot write is a one-line
+    :class:`UserError` naming ``what`` (e.g. ``cache_dir``) before any work, not a failure
+    hours later. Any error of the filesystem's library counts (fsspec's backends raise their
+    own types, e.g. for missing credentials)."""
+    if not is_uri(location):  # no probe, so nothing is made before the run starts
+        path = Path(location).absolute()
+        ancestor = next(p for p in (path, *path.parents) if p.exists())
+        if not ancestor.is_dir():
+            raise UserError(f"{what} {location}: {ancestor} is a file, not a folder")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise UserError(f"{what} {location}: cannot be written ({ancestor} is not writable)")
+        return
+    try:
+        fs, root = filesystem(location)
+    except UserError as exc:
+        raise UserError(f"{what} {exc}") from None
     probe = join(fs, root, f".probe-{uuid.uuid4().hex}")
     try:
         write_whole(fs, probe, b"probe")
+    except Exception as exc:  # noqa: BLE001 - whatever the backend raises is the user's location's problem
+        raise UserError(f"{what} {location}: cannot be written ({type(exc).__name__}: {exc})") from None
+    with contextlib.suppress(Exception):
         fs.delete_file(probe)
-    except (OSError, pa.ArrowException) as exc:
-        raise UserError(f"{what} {location}: cannot be written ({exc})") from None

@@ -16,8 +16,15 @@ copy. Node copies are not evicted.
 through a file lock in the node folder; with a *lease* (a cluster-wide lock,
 :mod:`harness.distributed.leases`, given where the cache is a URI on a Ray cluster)
 processes of different nodes take turns too, so a model is trained once per cluster, not
-once per node. A lease only saves work: two trainers of one model write the same bytes
-under the same name, so a lost lease costs time, never a wrong model.
+once per node. Where the lease is lost (its table unreachable, a renewal late) two nodes
+may both train a model; their bytes need not agree (training is not bit-reproducible
+across machines), so :meth:`ModelCache.save` keeps the file already at the URI rather than
+replacing it: every later load, on every node, reads the first trainer's model. Only the
+second trainer's own job used its own model.
+
+Node copies are a convenience: one that cannot be written (a full ``$TMPDIR``) is skipped
+with a warning, and a stored file that cannot be read as a model (a copy cut short outside
+the harness) counts as missing, so the model is trained again.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import pickle
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -75,28 +84,41 @@ class ModelCache:
         return (self.node / name).is_file() or self.fs.get_file_info(join(self.fs, self.root, name)).is_file
 
     def load(self, name: str) -> tuple[dict, dict] | None:
-        """``(state, meta)`` of model ``name``, or None when the cache lacks it; a URI's file
-        is copied to this node first."""
+        """``(state, meta)`` of model ``name``, or None when the cache lacks it (or holds a
+        file that is not a model); a URI's file is copied to this node first."""
         local = self.node / name
-        if local.is_file():
-            data = local.read_bytes()
-        else:
-            data = read_bytes(self.fs, join(self.fs, self.root, name))
-            if data is None:
-                return None
-            if self.uri:
-                write_whole(*filesystem(local), data)
-        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        return blob["state"], json.loads(blob["meta"])
+        if self.uri and local.is_file():
+            blob = _model(local.read_bytes(), str(local))
+            if blob is not None:
+                return blob
+        data = read_bytes(self.fs, join(self.fs, self.root, name))
+        blob = None if data is None else _model(data, join(self.fs, self.root, name))
+        if blob is not None and self.uri:
+            self._copy_to_node(name, data)
+        return blob
 
     def save(self, name: str, state: dict, meta: dict) -> None:
-        """Store model ``name``: at the location, then (a URI) in this node's copy."""
+        """Store model ``name``: at the location, then (a URI) in this node's copy. On a URI
+        a model another node stored first is kept, and copied here instead (module docstring)."""
         buffer = io.BytesIO()
         torch.save({"format": CHECKPOINT_FORMAT, "state": state, "meta": json.dumps(meta)}, buffer)
         data = buffer.getvalue()
-        write_whole(self.fs, join(self.fs, self.root, name), data)
+        path = join(self.fs, self.root, name)
         if self.uri:
+            stored = read_bytes(self.fs, path)
+            if stored is not None and _model(stored, path) is not None:
+                self._copy_to_node(name, stored)
+                return
+        write_whole(self.fs, path, data)
+        if self.uri:
+            self._copy_to_node(name, data)
+
+    def _copy_to_node(self, name: str, data: bytes) -> None:
+        try:
             write_whole(*filesystem(self.node / name), data)
+        except OSError as exc:
+            warnings.warn(f"model cache {self.location}: no node copy of {name} in {self.node} ({exc})",
+                          RuntimeWarning, stacklevel=3)
 
     def read_json(self, name: str) -> dict | None:
         """The JSON record ``name`` at the location (None: none), never a node copy (a record
@@ -106,6 +128,18 @@ class ModelCache:
 
     def write_json(self, name: str, value: dict) -> None:
         write_whole(self.fs, join(self.fs, self.root, name), json.dumps(value).encode())
+
+
+def _model(data: bytes, where: str) -> tuple[dict, dict] | None:
+    """``(state, meta)`` of a stored model's bytes, or None (with a warning) when they are
+    not one."""
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return blob["state"], json.loads(blob["meta"])
+    except (RuntimeError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        warnings.warn(f"{where}: not a readable model ({type(exc).__name__}); it is trained again",
+                      RuntimeWarning, stacklevel=3)
+        return None
 
 
 def as_cache(value: "ModelCache | str | Path | None") -> ModelCache | None:

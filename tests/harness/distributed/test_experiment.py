@@ -112,5 +112,8 @@ def test_the_model_cache_may_be_a_uri_and_one_that_cannot_be_written_is_refused(
     path = experiment_file(cache_dir=f'"file://{blocker}/models"')
     with pytest.raises(UserError, match=rf"^{path}: cache_dir file://{blocker}/models: cannot be written"):
         load_experiment(path)
-    with pytest.raises(UserError, match=r"file:// URI needs an absolute path"):
+    with pytest.raises(UserError, match=r"cache_dir file://models: a file:// URI needs an absolute path"):
         load_experiment(experiment_file(cache_dir='"file://models"'))
+    local = experiment_file(cache_dir=f'"{blocker}/models"')  # a local folder is checked too, before any work
+    with pytest.raises(UserError, match=rf"^{local}: cache_dir {blocker}/models: {blocker} is a file, not a folder$"):
+        load_experiment(local)

@@ -1,5 +1,7 @@
 import threading
 import time
+import warnings
+from types import SimpleNamespace
 
 import pytest
 
@@ -34,13 +36,14 @@ def test_after_a_restart_only_old_holders_reclaim_names_until_one_term_passed():
 def test_cluster_leases_give_one_turn_at_a_time_and_stop_waiting_once_done():
     lease_table(term=5.0)
     lease = ClusterLease(poll=0.05, renew=0.05)
-    inside, most, done = [0], [0], threading.Event()
+    inside, most, entered, done = [0], [0], [0], threading.Event()
     guard = threading.Lock()
 
     def trainer():
         with lease.held("model-x", done.is_set):
             with guard:
                 inside[0] += 1
+                entered[0] += 1
                 most[0] = max(most[0], inside[0])
             time.sleep(0.3)  # longer than the renewal period
             with guard:
@@ -51,23 +54,24 @@ def test_cluster_leases_give_one_turn_at_a_time_and_stop_waiting_once_done():
         t.start()
     for t in threads:
         t.join(timeout=30)
-    assert most[0] == 1
+    assert most[0] == 1 and entered[0] == 3 and not any(t.is_alive() for t in threads)  # all three, in turn
     import ray
 
     table = ray.get_actor(leases.NAME, namespace=leases.NAMESPACE)
     assert ray.get(table.holders.remote()) == {}  # every turn was released
     held = threading.Event()
     with lease.held("model-y", lambda: False):  # someone is training y ...
-        done.set()
-
         def waiter():
-            with lease.held("model-y", done.is_set):  # ... but y is in the cache already: no wait
+            with lease.held("model-y", done.is_set):  # ... and this one waits, until y is stored
                 held.set()
 
         t = threading.Thread(target=waiter)
         t.start()
+        time.sleep(0.3)
+        assert not held.is_set()  # polling: y is held and not stored yet
+        done.set()
         t.join(timeout=10)
-    assert held.is_set()
+        assert held.is_set()  # stopped waiting while y was still held
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -77,6 +81,22 @@ def test_an_unreachable_table_warns_and_lets_the_model_be_trained():
     lease_table()
     ray.kill(ray.get_actor(leases.NAME, namespace=leases.NAMESPACE), no_restart=True)
     time.sleep(0.5)
+    lease = ClusterLease(poll=0.05, unreachable=0.3)
     with pytest.warns(RuntimeWarning, match="lease table unreachable"):
-        with ClusterLease(poll=0.05, unreachable=0.3).held("model-z", lambda: False):
+        with lease.held("model-z", lambda: False):
             pass
+    start = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning and no second wait within the outage
+        with lease.held("model-w", lambda: False):
+            pass
+    assert time.monotonic() - start < 0.2
+
+
+def test_a_renewal_the_table_refuses_is_warned_about_and_ends_the_renewals(monkeypatch):
+    calls = []
+    table = SimpleNamespace(renew=SimpleNamespace(remote=lambda name, holder: calls.append(name) or False))
+    monkeypatch.setattr(leases.ray, "get", lambda ref, timeout: ref)
+    with pytest.warns(RuntimeWarning, match="lease on model-v lapsed"):
+        ClusterLease(renew=0.01)._renew(table, "model-v", "me", threading.Event())  # returns: no endless loop
+    assert calls == ["model-v"]

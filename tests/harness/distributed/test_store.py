@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from harness.distributed.store import SCHEMA, ResultsStore
+from harness.storage.locations import folder_name
 
 
 def record(key: str, **fields) -> dict:
@@ -125,7 +126,7 @@ def test_a_run_on_a_uri_keeps_its_local_files_in_a_local_folder_and_copies_them_
     assert local_folder("runs/x") == Path("runs/x")  # a local store's files are in its folder
     monkeypatch.setattr(store_module, "RUNS_CACHE", tmp_path / "runs-cache")
     folder = local_folder("s3://bucket/runs/x")
-    assert folder == tmp_path / "runs-cache" / "s3-bucket-runs-x" and folder.is_absolute()
+    assert folder == tmp_path / "runs-cache" / folder_name("s3://bucket/runs/x") and folder.is_absolute()
     (folder / "_logs").mkdir(parents=True)
     (folder / "_logs" / "run.log").write_text("log")
     (folder / "_sweeps").mkdir()

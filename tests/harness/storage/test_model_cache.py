@@ -3,6 +3,7 @@ import pickle
 import tempfile
 import uuid
 
+import pytest
 import torch
 
 from harness.protocol.models import train_backbone
@@ -85,3 +86,38 @@ def test_train_backbone_uses_a_uri_cache_and_its_key_has_the_format(tiny, monkey
         assert torch.equal(value, second.model.state_dict()[key])
     monkeypatch.setattr("harness.protocol.models.CHECKPOINT_FORMAT", model_cache.CHECKPOINT_FORMAT + 1)
     assert not train_backbone(tiny, "lightgcn", 0, train_overrides=TRAINING, cache_dir=uri, progress=False).cached
+
+
+def test_a_file_that_is_not_a_model_counts_as_missing(tmp_path):
+    (tmp_path / "m.pt").write_bytes(b"cut sho")  # e.g. a copy cut short outside the harness
+    cache = ModelCache(tmp_path)
+    with pytest.warns(RuntimeWarning, match="not a readable model"):
+        assert cache.load("m.pt") is None
+    cache.save("m.pt", {"w": torch.ones(1)}, {})  # trained again, and the file replaced
+    assert torch.equal(cache.load("m.pt")[0]["w"], torch.ones(1))
+
+
+def test_on_a_uri_the_first_model_stored_is_kept_on_every_node(tmp_path, monkeypatch):
+    """Two nodes trained one model without a lease, to different bytes: the second save
+    keeps the first model at the URI and copies it to its own node."""
+    uri = memory_uri()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node-a"))
+    ModelCache(uri).save("m.pt", {"w": torch.zeros(2)}, {"by": "a"})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node-b"))
+    second = ModelCache(uri)
+    second.save("m.pt", {"w": torch.ones(2)}, {"by": "b"})
+    state, meta = second.load("m.pt")
+    assert meta == {"by": "a"} and torch.equal(state["w"], torch.zeros(2))
+    assert torch.load(second.node / "m.pt", weights_only=True)["meta"] == '{"by": "a"}'
+
+
+def test_a_node_copy_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch):
+    uri = memory_uri()
+    blocked = tmp_path / "full-tmp"
+    blocked.write_text("a file where the node folder would be")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))
+    cache = ModelCache(uri)
+    with pytest.warns(RuntimeWarning, match="no node copy of m.pt"):
+        cache.save("m.pt", {"w": torch.ones(1)}, {})
+    fs, root = filesystem(uri)
+    assert read_bytes(fs, f"{root}/m.pt") is not None  # the model itself is stored
