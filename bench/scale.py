@@ -18,7 +18,8 @@ Phases:
 
 * ``load``: :func:`harness.data.datasets.load_dataset` (reading and validating the folder).
 * ``build``: building MGCN, whose item-item kNN graphs (chunked, ``backbones/blocks/graph.py``)
-  are most of it. Every later phase builds the model too; their seconds exclude it.
+  are most of it. Every later phase builds the model too, from kNN graphs this phase
+  stored (``DATA_DIR/.knn/``); their seconds exclude the build.
 * ``epoch``: one training epoch (BPR steps of 2,048 pairs, Adam, negative sampling).
   *Measured* with :func:`harness.protocol.training.train` (``max_epochs = 1``, which
   includes one validation pass) at sizes up to ``--epoch-full-up-to``; *projected* at every
@@ -84,6 +85,7 @@ def run_phase(phase: str, folder: Path, args) -> dict:
         return {"seconds": time.perf_counter() - start}
     from harness.protocol.models import build_backbone
 
+    _reuse_knn_graphs(folder.parent / ".knn" / folder.name, read=phase != "build")
     start = time.perf_counter()
     model = build_backbone("mgcn", dataset, SEED)
     if phase == "build":
@@ -95,6 +97,34 @@ def run_phase(phase: str, folder: Path, args) -> dict:
     if phase == "audit":
         return _audit(model, dataset)
     return _job(phase, model, dataset, args)
+
+
+def _reuse_knn_graphs(store: Path, read: bool) -> None:
+    """MGCN's item-item kNN graphs, computed once per dataset (in the ``build`` phase, which
+    times them) and read back by every later phase: at 100x they take most of half an hour
+    on 2 cores, and no later phase's figure includes them. Keyed by a hash of the features;
+    ``build`` (``read`` False) always computes them."""
+    import hashlib
+
+    import torch
+
+    import backbones.mgcn
+    from backbones.blocks.graph import SparseMatrix, knn_graph
+
+    def cached(features: torch.Tensor, k: int, chunk: int = 4096) -> SparseMatrix:
+        digest = hashlib.sha256(features.numpy().tobytes()).hexdigest()[:16]
+        path = store / f"{digest}-k{k}.pt"
+        if read and path.is_file():
+            crow, col, values, shape = torch.load(path, weights_only=True)
+            return SparseMatrix.from_csr(torch.sparse_csr_tensor(crow, col, values, tuple(shape)))
+        graph = knn_graph(features, k, chunk)
+        store.mkdir(parents=True, exist_ok=True)
+        csr = graph.csr
+        torch.save((csr.crow_indices(), csr.col_indices(), csr.values(), list(csr.shape)), path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        return graph
+
+    backbones.mgcn.knn_graph = cached
 
 
 def _imports() -> None:
