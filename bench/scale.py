@@ -82,7 +82,8 @@ def run_phase(phase: str, folder: Path, args) -> dict:
     start = time.perf_counter()
     dataset = load_dataset(folder)
     if phase == "load":
-        return {"seconds": time.perf_counter() - start}
+        return {"seconds": time.perf_counter() - start} | {
+            k: v for k, v in dataset.summary().items() if k in ("users", "items", "interactions")}
     from harness.protocol.models import build_backbone
 
     _reuse_knn_graphs(folder.parent / ".knn" / folder.name, read=phase != "build")
@@ -232,7 +233,9 @@ def _job(method: str, model, dataset, args) -> dict:
 
 
 def dataset_scale(dataset) -> float:
-    return dataset.n_users / 943
+    from harness.synthetic import BASE_USERS
+
+    return dataset.n_users / BASE_USERS
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -285,15 +288,13 @@ def main() -> int:
     shapes = []
     for scale in sizes:
         folder = folder_for(scale, args.data_dir)
-        from harness.data.datasets import load_dataset
-
-        summary = load_dataset(folder).summary()
-        shapes.append(f"{scale:g}x: {summary['users']:,} users, {summary['items']:,} items, "
-                      f"{summary['interactions']:,} interactions")
-        print(f"- {shapes[-1]}", file=sys.stderr, flush=True)
         for phase in PHASES:
             rows[phase].append(measure(phase, folder, args))
             print(f"  {scale:g}x {phase}: {rows[phase][-1]}", file=sys.stderr, flush=True)
+        loaded = rows["load"][-1]
+        shapes.append(f"{scale:g}x: " + (f"{loaded['users']:,} users, {loaded['items']:,} items, "
+                                         f"{loaded['interactions']:,} interactions" if "users" in loaded
+                                         else loaded["error"]))
     print("Sizes: " + "; ".join(shapes) + ".\n")
     base = [r.get("peak_mb") for r in rows["base"]]
     head = " | ".join(f"{s:g}x s | {s:g}x peak MB (+MB)" for s in sizes)

@@ -17,8 +17,9 @@ user with at least 20; Harper & Konstan, ACM TiiS 2015), multiplied by ``scale``
   popularity. Repeated pairs are dropped and the shortfall redrawn the same way (six
   rounds, then two from all items only), so the realised degree is the target but for
   the heaviest users of the smallest scales. A user's own cluster holds about half of
-  their items (popular items repeat, so not all of the 70%; 1/20 would be no structure). Items no draw reached are dropped and the ids renumbered
-  from 0 (the MMRec format needs contiguous ids).
+  their items (popular items repeat, so not all of the 70%; 1/20 would be no structure).
+  Items no draw reached are dropped and the ids renumbered from 0 (the MMRec format needs
+  contiguous ids).
 * **Split**, per user: a random 80% of the items (at least one) is training, 10% validation,
   the rest test (``x_label`` 0 / 1 / 2).
 * **Two modalities with planted structure:** ``image`` (1,280 dims, as ml100k's) and
@@ -44,6 +45,7 @@ import pandas as pd
 
 from harness.core.errors import UserError
 from harness.data.datasets import FEATURE_SUFFIX
+from harness.storage.locations import default_mode
 
 BASE_USERS, BASE_ITEMS = 943, 1682  # ml100k
 MIN_DEGREE, DEGREE_SCALE, DEGREE_TAIL = 20, 129.0, 2.5  # d = 20 + 129 Lomax(2.5): mean about 106
@@ -77,9 +79,7 @@ def synthesize(scale: float, seed: int, out: str | Path) -> Path:
     try:
         name = f"synthetic-{scale:g}x-seed{seed}"
         write_folder(staging, name, scale, seed)
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private (0700); the dataset is not
+        staging.chmod(default_mode(0o777))  # mkdtemp's folder is private (0700); the dataset is not
         os.rename(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -87,9 +87,8 @@ def synthesize(scale: float, seed: int, out: str | Path) -> Path:
     return out
 
 
-def write_folder(folder: Path, name: str, scale: float, seed: int) -> int:
-    """The files of one synthetic dataset into the existing ``folder``; returns the number of
-    interactions."""
+def write_folder(folder: Path, name: str, scale: float, seed: int) -> None:
+    """The files of one synthetic dataset into the existing ``folder``."""
     rng = np.random.default_rng(seed)
     pairs, item_cluster = interactions(round(BASE_USERS * scale), round(BASE_ITEMS * scale), rng)
     labels = split_labels(pairs[:, 0], rng)
@@ -103,7 +102,6 @@ def write_folder(folder: Path, name: str, scale: float, seed: int) -> int:
         "interactions drawn from a planted model (power-law users and items, 20 taste clusters, two feature "
         "modalities built from the clusters). No real user or item is in it; use it for cost measurements, "
         "not for claims about recommendation quality.\n")
-    return len(pairs)
 
 
 def degrees(n_users: int, n_items: int, rng: np.random.Generator) -> np.ndarray:

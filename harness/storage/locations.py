@@ -7,8 +7,9 @@ URI that ``pyarrow.fs`` opens (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``,
 
 Whole files only: :func:`write_whole` writes a file so that a reader sees either nothing
 or all of it: under a hidden temporary name beside it, then moved to its name (a rename on
-a local filesystem or HDFS; on an object store a copy, and an object appears whole). Every problem a user can cause (a URI no library opens, a relative ``file://``
-path, a location that cannot be written) is a one-line :class:`UserError`.
+a local filesystem or HDFS; on an object store a copy, and an object appears whole).
+Every problem a user can cause (a URI no library opens, a relative ``file://`` path, a
+location that cannot be written) is a one-line :class:`UserError`.
 """
 
 from __future__ import annotations
@@ -111,17 +112,20 @@ def write_whole(fs: pafs.FileSystem, path: str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, default_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def default_mode(base: int) -> int:
+    """``base`` (``0o666`` a file, ``0o777`` a folder) less the process's umask: the mode
+    a file or folder made in the usual way would get (``mkstemp`` and ``mkdtemp`` give 0600
+    and 0700 instead)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return base & ~mask
 
 
 def read_bytes(fs: pafs.FileSystem, path: str) -> bytes | None:
